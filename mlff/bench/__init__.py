@@ -1,0 +1,1 @@
+"""Benchmarks behind ``mlff bench``. Speed is measured here, never in timed tests."""

@@ -1,0 +1,123 @@
+"""Train/validation/test splits and a torch ``Dataset`` of :class:`~mlff.data.graph.AtomicGraph`."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+from torch.utils.data import Dataset
+
+from mlff.data.graph import AtomicGraph, collate
+from mlff.data.validation import validate_atoms
+from mlff.errors import ConfigError, DataError
+from mlff.fileio import atomic_write
+
+SPLITS = ("train", "val", "test")
+
+
+def make_splits(n: int, val: float | int, test: float | int, seed: int) -> dict[str, np.ndarray]:
+    """Randomly split ``range(n)`` into disjoint, sorted ``train``/``val``/``test`` index arrays.
+
+    ``val`` and ``test`` are fractions of ``n`` (floats in [0, 1], rounded to whole structures) or
+    counts (ints). Everything left is ``train``, which must not be empty. The same ``seed`` always
+    gives the same split.
+    """
+    if n < 1:
+        raise ConfigError(f"cannot split {n} structures")
+    n_val, n_test = _split_size(val, n, "val"), _split_size(test, n, "test")
+    if n_val + n_test >= n:
+        raise ConfigError(f"val ({n_val}) + test ({n_test}) leave no training structures out of {n}")
+    perm = np.random.default_rng(seed).permutation(n)
+    parts = {"test": perm[:n_test], "val": perm[n_test : n_test + n_val], "train": perm[n_test + n_val :]}
+    return {name: np.sort(parts[name]) for name in SPLITS}
+
+
+def _split_size(size, n: int, name: str) -> int:
+    if isinstance(size, bool) or not isinstance(size, numbers.Real):
+        raise ConfigError(f"{name} must be a fraction (float) or a count (int), got {size!r}")
+    if isinstance(size, numbers.Integral):
+        if size < 0:
+            raise ConfigError(f"{name} count must be >= 0, got {size}")
+        return int(size)
+    if not 0.0 <= size <= 1.0:
+        raise ConfigError(f"{name} fraction must be in [0, 1], got {size}")
+    return int(round(size * n))
+
+
+def save_splits(directory, splits: dict[str, Sequence[int]]) -> None:
+    """Write ``<directory>/<name>.idx`` for every split: one integer index per line, atomically."""
+    for name, indices in splits.items():
+        with atomic_write(Path(directory) / f"{name}.idx") as fh:
+            fh.write("".join(f"{int(i)}\n" for i in indices))
+
+
+def load_splits(directory, n: int | None = None) -> dict[str, np.ndarray]:
+    """Read ``train.idx``, ``val.idx`` and ``test.idx`` from ``directory``.
+
+    Raises :class:`DataError` for a missing file, a line that is not a non-negative integer, an
+    index listed twice, or (given the dataset size ``n``) an index ``>= n``.
+    """
+    splits, owner = {}, {}
+    for name in SPLITS:
+        path = Path(directory) / f"{name}.idx"
+        if not path.is_file():
+            raise DataError(f"{path}: no such split file (expected {', '.join(s + '.idx' for s in SPLITS)})")
+        indices = []
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            if not line.strip().isdecimal():
+                raise DataError(f"line {lineno} of {path}: expected a non-negative integer index, got {line!r}")
+            index = int(line)
+            if index in owner:
+                raise DataError(f"line {lineno} of {path}: index {index} is already in the {owner[index]} split")
+            if n is not None and index >= n:
+                raise DataError(f"line {lineno} of {path}: index {index} is out of range for {n} structures")
+            owner[index] = name
+            indices.append(index)
+        splits[name] = np.asarray(indices, dtype=np.int64)
+    return splits
+
+
+class GraphDataset(Dataset):
+    """Structures as :class:`AtomicGraph` objects, built on first access and cached.
+
+    Use ``DataLoader(dataset, batch_size=..., collate_fn=GraphDataset.collate)``. Each DataLoader
+    worker process keeps its own cache. ``dtype`` defaults to torch's default dtype at construction.
+    """
+
+    def __init__(self, structures: Sequence[Atoms], cutoff: float, dtype: torch.dtype | None = None):
+        if cutoff <= 0:
+            raise ConfigError(f"cutoff must be positive, got {cutoff}")
+        self.structures = list(structures)
+        self.cutoff = float(cutoff)
+        self.dtype = dtype or torch.get_default_dtype()
+        self._cache: dict[int, AtomicGraph] = {}
+
+    def __len__(self) -> int:
+        return len(self.structures)
+
+    def __getitem__(self, index: int) -> AtomicGraph:
+        index = range(len(self))[index]  # negative indices; IndexError when out of range
+        if index not in self._cache:
+            atoms = self.structures[index]
+            validate_atoms(atoms, where=f"structure {index} of the dataset")
+            self._cache[index] = AtomicGraph.from_atoms(atoms, self.cutoff, dtype=self.dtype, validate=False)
+        return self._cache[index]
+
+    @staticmethod
+    def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
+        """Batch graphs for a DataLoader; never hands out a cached graph object itself."""
+        return replace(collate(graphs))
+
+    def subset(self, indices: Sequence[int]) -> "GraphDataset":
+        """A dataset of the structures at ``indices`` (in that order), sharing already-built graphs."""
+        indices = [range(len(self))[int(i)] for i in indices]
+        sub = GraphDataset([self.structures[i] for i in indices], self.cutoff, self.dtype)
+        sub._cache = {new: self._cache[old] for new, old in enumerate(indices) if old in self._cache}
+        return sub

@@ -1,0 +1,126 @@
+"""Dataset statistics: per-element reference energies (E0) and the scales a model is built with."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+
+from mlff.data.labels import get_labels
+from mlff.data.neighbors import neighbor_list
+from mlff.errors import DataError
+
+
+def fit_e0(structures: Iterable[Atoms], species: Sequence[int] | None = None) -> dict[int, float]:
+    """Per-element energies ``E0[Z]`` minimising ``sum_s (E_s - sum_{i in s} E0[Z_i])**2``.
+
+    Only structures with an energy label are used. ``species`` defaults to the elements of those
+    structures; a listed element that never occurs gets 0. When compositions are linearly dependent
+    (e.g. always 1:1) the minimum-norm solution is returned with a warning.
+    """
+    labelled = [(a.numbers, labels["energy"]) for a in structures if "energy" in (labels := get_labels(a))]
+    if not labelled:
+        raise DataError("no structure has an energy label; cannot fit per-element energies (E0)")
+    present = sorted({int(z) for numbers, _ in labelled for z in numbers})
+    species = present if species is None else sorted({int(z) for z in species})
+    missing = sorted(set(present) - set(species))
+    if missing:
+        raise DataError(f"structures contain {_symbols(missing)}, which are not among species {_symbols(species)}")
+    column = {z: k for k, z in enumerate(species)}
+    counts = np.zeros((len(labelled), len(species)))
+    for row, (numbers, _) in enumerate(labelled):
+        counts[row] = np.bincount([column[int(z)] for z in numbers], minlength=len(species))
+    energies = np.array([energy for _, energy in labelled], dtype=np.float64)
+    e0, _, rank, _ = np.linalg.lstsq(counts, energies, rcond=None)
+    if rank < len(species):
+        warnings.warn(
+            f"compositions determine only {rank} of {len(species)} E0s; using the minimum-norm solution",
+            stacklevel=2,
+        )
+    return {z: float(e) for z, e in zip(species, e0)}
+
+
+@dataclass
+class DatasetStatistics:
+    """Summary of a labelled dataset. Energy fields are None without energies, ``force_rms`` without forces."""
+
+    species: list[int]  # sorted atomic numbers
+    num_structures: int
+    num_atoms: int  # total over all structures
+    cutoff: float  # Å, the radius used for avg_num_neighbors
+    avg_num_neighbors: float  # mean number of neighbours within the cutoff, per atom
+    e0: dict[int, float]  # eV per element
+    energy_per_atom_mean: float | None  # mean of (E - sum E0) / N, eV
+    energy_per_atom_std: float | None  # population std of (E - sum E0) / N, eV
+    raw_energy_per_atom_mean: float | None  # mean of E / N, eV
+    force_rms: float | None  # sqrt(mean(F_ic**2)), eV/Å
+
+    def to_dict(self) -> dict:
+        """Plain JSON-serialisable dict (E0 keys become strings); :meth:`from_dict` inverts it."""
+        out = asdict(self)
+        out["e0"] = {str(z): e for z, e in self.e0.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DatasetStatistics":
+        return cls(**{**data, "e0": {int(z): float(e) for z, e in data["e0"].items()}})
+
+    def format(self) -> str:
+        """A two-column, human-readable table."""
+        num = lambda x, fmt=".6f": "n/a" if x is None else format(x, fmt)  # noqa: E731
+        rows = [
+            ("structures", str(self.num_structures)),
+            ("atoms", str(self.num_atoms)),
+            ("species", ", ".join(f"{chemical_symbols[z]} ({z})" for z in self.species)),
+            (f"neighbours per atom (r < {self.cutoff:g} Å)", num(self.avg_num_neighbors, ".3f")),
+            ("energy per atom, raw mean (eV)", num(self.raw_energy_per_atom_mean)),
+            ("energy per atom - E0, mean (eV)", num(self.energy_per_atom_mean)),
+            ("energy per atom - E0, std (eV)", num(self.energy_per_atom_std)),
+            ("force RMS (eV/Å)", num(self.force_rms)),
+        ]
+        rows += [(f"E0 {chemical_symbols[z]} (eV)", num(e)) for z, e in sorted(self.e0.items())]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+    __str__ = format
+
+
+def compute_statistics(
+    structures: Sequence[Atoms], cutoff: float, e0: dict[int, float] | None = None
+) -> DatasetStatistics:
+    """Statistics of ``structures``; ``e0`` is fitted with :func:`fit_e0` unless given."""
+    structures = list(structures)
+    if not structures:
+        raise DataError("cannot compute statistics of an empty dataset")
+    labels = [get_labels(a) for a in structures]
+    with_energy = [(a, found["energy"]) for a, found in zip(structures, labels) if "energy" in found]
+    if e0 is None:
+        e0 = fit_e0(structures) if with_energy else {}
+    missing = sorted({int(z) for a, _ in with_energy for z in a.numbers} - set(e0))
+    if missing:
+        raise DataError(f"e0 has no reference energy for {_symbols(missing)}")
+    raw = np.array([energy / len(a) for a, energy in with_energy])
+    shifted = np.array([(energy - sum(e0[int(z)] for z in a.numbers)) / len(a) for a, energy in with_energy])
+    forces = [found["forces"].reshape(-1) for found in labels if "forces" in found]
+    num_atoms = sum(len(a) for a in structures)
+    edges = sum(len(neighbor_list(a.positions, a.cell.array, a.pbc, cutoff).receivers) for a in structures)
+    return DatasetStatistics(
+        species=sorted({int(z) for a in structures for z in a.numbers}),
+        num_structures=len(structures),
+        num_atoms=num_atoms,
+        cutoff=float(cutoff),
+        avg_num_neighbors=edges / num_atoms,
+        e0={int(z): float(e) for z, e in sorted(e0.items())},
+        energy_per_atom_mean=float(shifted.mean()) if with_energy else None,
+        energy_per_atom_std=float(shifted.std()) if with_energy else None,
+        raw_energy_per_atom_mean=float(raw.mean()) if with_energy else None,
+        force_rms=float(np.sqrt(np.mean(np.concatenate(forces) ** 2))) if forces else None,
+    )
+
+
+def _symbols(numbers: Iterable[int]) -> str:
+    return ", ".join(f"{chemical_symbols[z]} ({z})" for z in numbers)

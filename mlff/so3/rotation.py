@@ -1,0 +1,93 @@
+"""Rotations: the per-edge frame rotation and Wigner-D matrices in e3nn's convention.
+
+``wigner_d(R)`` satisfies ``Y(R @ r) = D(R) @ Y(r)`` for the spherical harmonics of
+:mod:`mlff.so3.spherical_harmonics` (e3nn's convention). It is computed without Euler angles: the
+harmonics of a fixed set of sample points ``x_k`` are rotated, ``Y(R x_k)``, and ``D`` is recovered
+with the pseudo-inverse of ``Y(x_k)``. ``Y(R x_k)`` is a polynomial in the entries of ``R``, so ``D``
+is smooth and exactly differentiable everywhere: no gimbal lock, no pole, nothing detached.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from mlff.so3.spherical_harmonics import spherical_harmonics
+
+AXIS = (0.0, 1.0, 0.0)  # e3nn's polar axis: the m = 0 harmonics are symmetric about y
+
+
+def edge_rotation(vectors: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices ``R`` with ``R @ r_hat = y_hat`` for each vector ``r`` (shape ``[E, 3]``).
+
+    For ``r_y >= 0`` this is the minimal rotation taking ``r_hat`` to ``+y``; otherwise the minimal
+    rotation to ``-y`` followed by a half turn about ``x``. Both branches have denominators >= 1, so
+    ``R`` and its derivatives are finite everywhere. Quantities computed in the edge frame by
+    SO(2)-equivariant operations do not depend on this choice of roll about the edge axis.
+    """
+    u = vectors / torch.linalg.vector_norm(vectors, dim=-1, keepdim=True)
+    x, y, z = u.unbind(-1)
+    sign = torch.where(y >= 0, torch.ones_like(y), -torch.ones_like(y))
+    # v = u x (sign * y_hat) = sign * (-z, 0, x);  c = u . (sign * y_hat) = |y|
+    vx, vz = -sign * z, sign * x
+    c = sign * y
+    k = 1.0 / (1.0 + c)
+    # R1 = I + [v]x + [v]x^2 / (1 + c), with v = (vx, 0, vz)
+    r1 = torch.stack(
+        [
+            torch.stack([1 - k * vz * vz, -vz, k * vx * vz], -1),
+            torch.stack([vz, 1 - k * (vx * vx + vz * vz), -vx], -1),
+            torch.stack([k * vx * vz, vx, 1 - k * vx * vx], -1),
+        ],
+        -2,
+    )
+    # half turn about x for the lower hemisphere: diag(1, -1, -1) @ R1
+    flip = torch.stack([torch.ones_like(sign), sign, sign], -1).unsqueeze(-1)
+    return flip * r1
+
+
+def _sample_points(count: int) -> torch.Tensor:
+    """``count`` well-spread points on the unit sphere (a Fibonacci lattice), float64."""
+    i = torch.arange(count, dtype=torch.float64) + 0.5
+    polar = torch.acos(1 - 2 * i / count)
+    azimuth = math.pi * (1 + math.sqrt(5.0)) * i
+    return torch.stack(
+        [torch.sin(polar) * torch.cos(azimuth), torch.cos(polar), torch.sin(polar) * torch.sin(azimuth)], -1
+    )
+
+
+class WignerD(torch.nn.Module):
+    """Block-diagonal Wigner-D matrices for degrees 0..lmax from rotation matrices.
+
+    ``rows`` (optional) selects which rows of the full ``[(lmax+1)^2, (lmax+1)^2]`` matrix to
+    return, in the order given. This lets callers fold a layout change (l-major to m-major) and an
+    ``|m| <= mmax`` truncation into the rotation itself.
+    """
+
+    def __init__(self, lmax: int, rows: torch.Tensor | None = None):
+        super().__init__()
+        self.lmax = lmax
+        count = 2 * lmax + 1 + max(4, lmax)  # a few more points than needed, for conditioning
+        points = _sample_points(count)
+        sh = spherical_harmonics(lmax, points)  # [K, (L+1)^2]
+        n = (lmax + 1) ** 2
+        # D^l = Y^l(R X) @ pinv(Y^l(X)) with X the sample points as columns. Stored per row as
+        # pinv[k, a, b]: the entry of pinv(Y^l(X)) for point k and column b, where l is a's degree.
+        pinv = torch.zeros(count, n, n, dtype=torch.float64)
+        for l in range(lmax + 1):
+            block = slice(l * l, (l + 1) ** 2)
+            inverse = torch.linalg.pinv(sh[:, block].T)  # [K, 2l+1]
+            pinv[:, block, block] = inverse.unsqueeze(1).expand(count, 2 * l + 1, 2 * l + 1)
+        self.register_buffer("points", points, persistent=False)
+        self.register_buffer("pinv", pinv, persistent=False)
+        rows = torch.arange(n) if rows is None else torch.as_tensor(rows, dtype=torch.long)
+        self.register_buffer("rows", rows, persistent=False)
+
+    def forward(self, rotation: torch.Tensor) -> torch.Tensor:
+        """``rotation`` ``[E, 3, 3]`` -> ``D[E, len(rows), (lmax+1)^2]``."""
+        dtype = rotation.dtype
+        rotated = torch.einsum("eij,kj->eki", rotation, self.points.to(dtype))  # [E, K, 3]
+        sh = spherical_harmonics(self.lmax, rotated, normalize=False)[..., self.rows]  # [E, K, R]
+        pinv = self.pinv.to(dtype)[:, self.rows, :]  # [K, R, n]
+        return torch.einsum("ekr,krn->ern", sh, pinv)

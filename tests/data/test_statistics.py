@@ -1,0 +1,162 @@
+"""Per-element reference energies and dataset statistics against values computed by hand."""
+
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import add_adsorbate, bulk, fcc111, molecule
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.neighborlist import neighbor_list as ase_neighbor_list
+
+from mlff.data.labels import get_labels, set_labels
+from mlff.data.statistics import DatasetStatistics, compute_statistics, fit_e0
+from mlff.errors import DataError
+
+TRUE_E0 = {13: -2.25, 28: -5.5, 29: -3.75}  # Al, Ni, Cu
+
+
+def synthetic(counts: dict[int, int], energy: float | None) -> Atoms:
+    """A structure with the given composition (positions irrelevant) and total energy."""
+    numbers = [z for z, c in counts.items() for _ in range(c)]
+    atoms = Atoms(numbers=numbers, positions=np.arange(3 * len(numbers), dtype=float).reshape(-1, 3))
+    return set_labels(atoms, energy=energy) if energy is not None else atoms
+
+
+def compositions(rng, n):
+    return [{z: int(rng.integers(0, 6)) + (z == 29) for z in TRUE_E0} for _ in range(n)]
+
+
+# ------------------------------------------------------------------------------------- fit_e0
+def test_fit_e0_recovers_exact_reference_energies():
+    rng = np.random.default_rng(0)
+    structures = [synthetic(c, sum(TRUE_E0[z] * k for z, k in c.items())) for c in compositions(rng, 12)]
+    structures.append(synthetic({29: 3}, None))  # unlabelled structures are ignored
+    e0 = fit_e0(structures)
+    assert sorted(e0) == [13, 28, 29]
+    for z, value in TRUE_E0.items():
+        assert e0[z] == pytest.approx(value, abs=1e-10)
+        assert isinstance(e0[z], float) and isinstance(z, int)
+
+
+def test_fit_e0_with_noise_is_close():
+    rng = np.random.default_rng(1)
+    structures = []
+    for counts in compositions(rng, 200):
+        energy = sum(TRUE_E0[z] * k for z, k in counts.items()) + rng.normal(0.0, 0.02)
+        structures.append(synthetic(counts, energy))
+    e0 = fit_e0(structures)
+    for z, value in TRUE_E0.items():
+        assert e0[z] == pytest.approx(value, abs=0.01)
+        assert e0[z] != pytest.approx(value, abs=1e-8)  # noise really was there
+
+
+def test_fit_e0_extra_species_and_dependent_compositions():
+    rng = np.random.default_rng(2)
+    structures = [synthetic(c, sum(TRUE_E0[z] * k for z, k in c.items())) for c in compositions(rng, 10)]
+    with pytest.warns(UserWarning, match="determine only 3 of 4 E0s"):
+        e0 = fit_e0(structures, species=[29, 28, 13, 79])
+    assert e0[79] == 0.0 and e0[29] == pytest.approx(TRUE_E0[29], abs=1e-10)
+    # CuAl always 1:1: only the sum is determined, and it is recovered
+    pairs = [synthetic({29: k, 13: k}, k * (TRUE_E0[29] + TRUE_E0[13])) for k in (1, 2, 3)]
+    with pytest.warns(UserWarning, match="minimum-norm"):
+        e0 = fit_e0(pairs)
+    assert e0[29] + e0[13] == pytest.approx(TRUE_E0[29] + TRUE_E0[13], abs=1e-10)
+
+
+def test_fit_e0_errors():
+    with pytest.raises(DataError, match="no structure has an energy label"):
+        fit_e0([synthetic({29: 2}, None)])
+    with pytest.raises(DataError, match=r"structures contain Al \(13\), which are not among species Cu \(29\)"):
+        fit_e0([synthetic({29: 2, 13: 1}, -1.0)], species=[29])
+
+
+# ------------------------------------------------------------------------------------- statistics
+def emt(atoms: Atoms, forces: bool = True) -> Atoms:
+    atoms.calc = EMT()
+    results = {"energy": atoms.get_potential_energy()}
+    if forces:
+        results["forces"] = atoms.get_forces()
+    atoms.calc = SinglePointCalculator(atoms, **results)
+    return atoms
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    structures = []
+    for k in range(3):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.rattle(0.05, seed=k)
+        structures.append(emt(atoms))
+    alloy = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 1, 1))
+    alloy.numbers[[1, 4]] = 13
+    alloy.rattle(0.05, seed=5)
+    structures.append(emt(alloy))
+    slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
+    add_adsorbate(slab, molecule("CO"), 1.9, "ontop")
+    structures.append(emt(slab))
+    structures.append(emt(molecule("CO"), forces=False))
+    return structures
+
+
+def test_statistics_match_hand_computed_values(dataset):
+    cutoff = 4.5
+    e0 = {29: -0.5, 13: -0.25, 6: -1.0, 8: -2.0}
+    stats = compute_statistics(dataset, cutoff=cutoff, e0=e0)
+    energies = np.array([get_labels(a)["energy"] for a in dataset])
+    sizes = np.array([len(a) for a in dataset])
+    shifted = (energies - np.array([sum(e0[z] for z in a.numbers) for a in dataset])) / sizes
+    forces = np.concatenate([get_labels(a)["forces"] for a in dataset[:-1]])  # the last has no forces
+    neighbours = sum(len(ase_neighbor_list("i", a, cutoff)) for a in dataset)
+
+    assert stats.species == [6, 8, 13, 29]
+    assert stats.num_structures == 6 and stats.num_atoms == sizes.sum() == 4 * 3 + 8 + 10 + 2
+    assert stats.e0 == e0 and stats.cutoff == cutoff
+    assert stats.energy_per_atom_mean == pytest.approx(shifted.mean(), abs=1e-12)
+    assert stats.energy_per_atom_std == pytest.approx(np.std(shifted), abs=1e-12)
+    assert stats.raw_energy_per_atom_mean == pytest.approx(np.mean(energies / sizes), abs=1e-12)
+    assert stats.force_rms == pytest.approx(np.sqrt(np.mean(forces**2)), abs=1e-12)
+    assert stats.avg_num_neighbors == pytest.approx(neighbours / sizes.sum(), abs=1e-12)
+
+
+def test_statistics_fit_e0_when_not_given(dataset):
+    stats = compute_statistics(dataset, cutoff=3.0)
+    assert stats.e0 == pytest.approx(fit_e0(dataset))
+    assert set(stats.e0) == {6, 8, 13, 29}
+
+
+def test_missing_labels(dataset):
+    no_forces = [emt(a.copy(), forces=False) for a in dataset[:3]]
+    stats = compute_statistics(no_forces, cutoff=3.0)
+    assert stats.force_rms is None and stats.energy_per_atom_std is not None
+    unlabelled = [Atoms(a.numbers, a.positions, cell=a.cell, pbc=a.pbc) for a in dataset[:2]]
+    stats = compute_statistics(unlabelled, cutoff=3.0)
+    assert stats.e0 == {} and stats.force_rms is None
+    assert stats.energy_per_atom_mean is None and stats.raw_energy_per_atom_mean is None
+    assert stats.avg_num_neighbors == pytest.approx(12.0)  # fcc, first shell only at 3 Å
+    assert "n/a" in stats.format()
+
+
+def test_statistics_errors(dataset):
+    with pytest.raises(DataError, match="empty dataset"):
+        compute_statistics([], cutoff=3.0)
+    with pytest.raises(DataError, match=r"e0 has no reference energy for C \(6\), O \(8\)"):
+        compute_statistics(dataset, cutoff=3.0, e0={29: 0.0, 13: 0.0})
+
+
+def test_to_dict_is_json_and_round_trips(dataset):
+    stats = compute_statistics(dataset, cutoff=3.0)
+    text = json.dumps(stats.to_dict())
+    back = DatasetStatistics.from_dict(json.loads(text))
+    assert back == stats
+
+
+def test_format_is_a_readable_table(dataset):
+    stats = compute_statistics(dataset, cutoff=3.0)
+    table = str(stats)
+    assert table == stats.format()
+    assert "C (6), O (8), Al (13), Cu (29)" in table
+    assert f"{stats.force_rms:.6f}" in table and f"{stats.e0[29]:.6f}" in table
+    lines = table.splitlines()
+    assert lines[0].split() == ["structures", "6"] and len(lines) == 8 + 4
