@@ -69,15 +69,16 @@ def load_splits(directory, n: int | None = None) -> dict[str, np.ndarray]:
             raise DataError(f"{path}: no such split file (expected {', '.join(s + '.idx' for s in SPLITS)})")
         indices = []
         for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            where = f"line {lineno} of {path}"
             if not line.strip():
                 continue
             if not line.strip().isdecimal():
-                raise DataError(f"line {lineno} of {path}: expected a non-negative integer index, got {line!r}")
+                raise DataError(f"{where}: expected a non-negative integer, got {line!r}")
             index = int(line)
             if index in owner:
-                raise DataError(f"line {lineno} of {path}: index {index} is already in the {owner[index]} split")
+                raise DataError(f"{where}: index {index} is already in split {owner[index]!r}")
             if n is not None and index >= n:
-                raise DataError(f"line {lineno} of {path}: index {index} is out of range for {n} structures")
+                raise DataError(f"{where}: index {index} is out of range for {n} structures")
             owner[index] = name
             indices.append(index)
         splits[name] = np.asarray(indices, dtype=np.int64)

@@ -101,8 +101,8 @@ def _label_value(name: str, key: str, raw, natoms: int, where: str) -> np.ndarra
         value = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
         raise DataError(f"{what} is not numeric: {str(raw)[:60]!r}") from None
-    shape_ok = {"energy": value.size == 1, "forces": value.shape == (natoms, 3), "stress": value.size in (6, 9)}
-    if not shape_ok[name]:
+    ok = {"energy": value.size == 1, "forces": value.shape == (natoms, 3), "stress": value.size in (6, 9)}
+    if not ok[name]:
         want = {"energy": "a single number", "forces": f"({natoms}, 3)", "stress": "6 or 9 components"}
         raise DataError(f"{what} has shape {value.shape}, expected {want[name]}")
     if not np.isfinite(value).all():
@@ -172,12 +172,8 @@ def _read_xyz(path: Path, keys: LabelKeys, index) -> Iterator[tuple[int, Atoms]]
 
 
 _XYZ_TYPES = {  # dtype kind -> (extxyz property type, formatter); floats keep every digit
-    "f": ("R", lambda x: repr(float(x))),
-    "i": ("I", lambda x: str(int(x))),
-    "u": ("I", lambda x: str(int(x))),
-    "b": ("L", lambda x: "T" if x else "F"),
-    "U": ("S", str),
-    "O": ("S", str),
+    "f": ("R", lambda x: repr(float(x))), "i": ("I", str), "u": ("I", str),
+    "b": ("L", lambda x: "T" if x else "F"), "U": ("S", str), "O": ("S", str),
 }
 
 
@@ -207,15 +203,15 @@ def _xyz_frame(atoms: Atoms) -> str:
         info["stress"] = full_stress(labels["stress"])
     info["pbc"] = atoms.pbc  # the labels and pbc override stale copies in info
     lattice = " ".join(repr(float(x)) for x in atoms.cell.array.ravel())
-    comment = (f'Lattice="{lattice}" ' if atoms.cell.any() else "") + f"Properties={':'.join(properties)} "
+    comment = f'Lattice="{lattice}" ' if atoms.cell.any() else ""
+    comment += f"Properties={':'.join(properties)} "
     rows = "".join(" ".join(parts) + "\n" for parts in zip(*cells))
     return f"{len(atoms)}\n{comment}{key_val_dict_to_str(info)}\n{rows}"
 
 
 def _write_xyz(path: Path, structures: list[Atoms]) -> None:
     with atomic_write(path) as fh:
-        for atoms in structures:
-            fh.write(_xyz_frame(atoms))
+        fh.writelines(_xyz_frame(atoms) for atoms in structures)
 
 
 # ---------------------------------------------------------------------------------------- traj, db
@@ -229,7 +225,7 @@ def _read_traj(path: Path, keys: LabelKeys, index) -> Iterator[tuple[int, Atoms]
             try:
                 atoms = traj[k]
             except Exception as err:  # noqa: BLE001
-                raise DataError(f"frame {k} of {path} cannot be read (corrupt trajectory?): {err}") from None
+                raise DataError(f"frame {k} of {path} cannot be read (corrupt?): {err}") from None
             yield k, atoms
 
 
@@ -275,7 +271,7 @@ def _plain(value):
 
 # ---------------------------------------------------------------------------------------- npz
 def _read_npz(path: Path, keys: LabelKeys, index) -> Iterator[tuple[int, Atoms]]:
-    """MD17-style arrays: positions ``R`` [F, N, 3], numbers ``z`` [N]; labels, ``cell``, ``pbc`` per frame."""
+    """MD17-style arrays: positions ``R`` [F, N, 3], numbers ``z`` [N]; labels, cell, pbc per frame."""
     try:
         with np.load(path) as npz:
             data = {k: npz[k] for k in npz.files}
@@ -286,13 +282,14 @@ def _read_npz(path: Path, keys: LabelKeys, index) -> Iterator[tuple[int, Atoms]]
     positions, numbers = data["R"], data["z"].astype(int).reshape(-1)
     if positions.ndim != 3 or positions.shape[1:] != (len(numbers), 3):
         raise DataError(f"{path}: 'R' has shape {positions.shape}, expected (frames, {len(numbers)}, 3)")
-    for key in {getattr(keys, name) for name in LABELS} & set(data) | {"cell", "pbc"} & set(data):
-        if data[key].shape[:1] != (len(positions),):
-            raise DataError(f"{path}: {key!r} has shape {data[key].shape}, expected {len(positions)} frames")
+    n = len(positions)
+    for key in ({getattr(keys, name) for name in LABELS} | {"cell", "pbc"}) & set(data):
+        if data[key].shape[:1] != (n,):
+            raise DataError(f"{path}: {key!r} has shape {data[key].shape}, expected {n} frames")
     # every other per-frame array (labels included) goes to info, where the labels are looked up
-    per_frame = [k for k, v in data.items() if k not in ("R", "z", "cell", "pbc") and v.shape[:1] == (len(positions),)]
-    cells, pbcs = data.get("cell", [None] * len(positions)), data.get("pbc", [False] * len(positions))
-    for k in _frames(index, len(positions), path):
+    per_frame = [k for k, v in data.items() if k not in ("R", "z", "cell", "pbc") and v.shape[:1] == (n,)]
+    cells, pbcs = data.get("cell", [None] * n), data.get("pbc", [False] * n)
+    for k in _frames(index, n, path):
         atoms = Atoms(numbers=numbers, positions=positions[k], cell=cells[k], pbc=pbcs[k])
         atoms.info.update({key: data[key][k] for key in per_frame})
         yield k, atoms
@@ -304,14 +301,15 @@ def _write_npz(path: Path, structures: list[Atoms]) -> None:
     numbers = structures[0].numbers
     for k, atoms in enumerate(structures):
         if not np.array_equal(atoms.numbers, numbers):
-            raise DataError(f"{path}: structure {k} has a different composition; .npz needs identical atoms")
-    out = {"R": np.stack([a.positions for a in structures]), "z": numbers,
-           "cell": np.stack([a.cell.array for a in structures]), "pbc": np.stack([a.pbc for a in structures])}
+            raise DataError(f"{path}: structure {k} has a different composition; .npz needs the same atoms")
+    stack = lambda get: np.stack([get(a) for a in structures])  # noqa: E731
+    out = {"R": stack(lambda a: a.positions), "z": numbers, "cell": stack(lambda a: a.cell.array),
+           "pbc": stack(lambda a: a.pbc)}
     labels = [get_labels(a) for a in structures]
     for name in LABELS:
         have = [name in found for found in labels]
         if any(have) and not all(have):
-            raise DataError(f"{path}: structure {have.index(False)} has no {name}; .npz needs it on every frame")
+            raise DataError(f"{path}: structure {have.index(False)} has no {name}; .npz needs it everywhere")
         if all(have):
             as_array = voigt_stress if name == "stress" else np.asarray
             out[getattr(NPZ_KEYS, name)] = np.stack([as_array(found[name]) for found in labels])
@@ -320,4 +318,5 @@ def _write_npz(path: Path, structures: list[Atoms]) -> None:
 
 
 _READERS = {".extxyz": _read_xyz, ".xyz": _read_xyz, ".traj": _read_traj, ".db": _read_db, ".npz": _read_npz}
-_WRITERS = {".extxyz": _write_xyz, ".xyz": _write_xyz, ".traj": _write_traj, ".db": _write_db, ".npz": _write_npz}
+_WRITERS = {".extxyz": _write_xyz, ".xyz": _write_xyz, ".traj": _write_traj, ".db": _write_db,
+            ".npz": _write_npz}

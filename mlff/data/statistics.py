@@ -29,7 +29,7 @@ def fit_e0(structures: Iterable[Atoms], species: Sequence[int] | None = None) ->
     species = present if species is None else sorted({int(z) for z in species})
     missing = sorted(set(present) - set(species))
     if missing:
-        raise DataError(f"structures contain {_symbols(missing)}, which are not among species {_symbols(species)}")
+        raise DataError(f"structures contain {_symbols(missing)}, not among species {_symbols(species)}")
     column = {z: k for k, z in enumerate(species)}
     counts = np.zeros((len(labelled), len(species)))
     for row, (numbers, _) in enumerate(labelled):
@@ -46,7 +46,7 @@ def fit_e0(structures: Iterable[Atoms], species: Sequence[int] | None = None) ->
 
 @dataclass
 class DatasetStatistics:
-    """Summary of a labelled dataset. Energy fields are None without energies, ``force_rms`` without forces."""
+    """Summary of a dataset; energy fields are None without energies, ``force_rms`` without forces."""
 
     species: list[int]  # sorted atomic numbers
     num_structures: int
@@ -67,6 +67,7 @@ class DatasetStatistics:
 
     @classmethod
     def from_dict(cls, data: dict) -> "DatasetStatistics":
+        """Inverse of :meth:`to_dict`."""
         return cls(**{**data, "e0": {int(z): float(e) for z, e in data["e0"].items()}})
 
     def format(self) -> str:

@@ -83,7 +83,7 @@ def test_load_missing_file(tmp_path):
 def test_load_non_integer_line(tmp_path):
     save_splits(tmp_path, {"train": [0, 1], "val": [2], "test": [3]})
     (tmp_path / "train.idx").write_text("0\n1\nseven\n")
-    with pytest.raises(DataError, match=r"line 3 of .*train.idx: expected a non-negative integer index, got 'seven'"):
+    with pytest.raises(DataError, match=r"line 3 of .*train.idx: expected a non-negative integer, got 'sev"):
         load_splits(tmp_path)
     (tmp_path / "train.idx").write_text("0\n-1\n")
     with pytest.raises(DataError, match="line 2 of .*train.idx"):
@@ -92,10 +92,10 @@ def test_load_non_integer_line(tmp_path):
 
 def test_load_overlapping_and_duplicate_indices(tmp_path):
     save_splits(tmp_path, {"train": [0, 1, 2], "val": [3, 1], "test": [4]})
-    with pytest.raises(DataError, match=r"line 2 of .*val.idx: index 1 is already in the train split"):
+    with pytest.raises(DataError, match=r"line 2 of .*val.idx: index 1 is already in split 'train'"):
         load_splits(tmp_path)
     save_splits(tmp_path, {"train": [0, 1, 0], "val": [3], "test": [4]})
-    with pytest.raises(DataError, match="line 3 of .*train.idx: index 0 is already in the train split"):
+    with pytest.raises(DataError, match="line 3 of .*train.idx: index 0 is already in split 'train'"):
         load_splits(tmp_path)
 
 

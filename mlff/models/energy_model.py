@@ -1,0 +1,84 @@
+"""Turn a per-atom energy network into energy, forces and stress.
+
+``E = sum_i (scale * (eps_i - eps_iso[Z_i]) + E0[Z_i])``, where ``eps_iso[Z]`` is the network's
+output for an isolated atom of species Z, so that an atom without neighbours contributes exactly
+its reference energy ``E0`` (and zero force). Forces are ``-dE/dr`` and stress is
+``(1/V) dE/d(strain)`` for a symmetric strain applied to positions and cell, both by autograd; the
+graph is kept (``create_graph``) only when training needs second derivatives.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mlff.data.graph import AtomicGraph
+from mlff.nn.scatter import scatter_sum
+
+
+class EnergyModel(nn.Module):
+    def __init__(self, network: nn.Module, e0: dict[int, float] | None = None, scale: float = 1.0):
+        super().__init__()
+        self.network = network
+        self.cutoff = network.cutoff
+        table = torch.zeros(119, dtype=torch.float64)
+        for z, value in (e0 or {}).items():
+            table[int(z)] = float(value)
+        self.register_buffer("e0", table)
+        self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))
+
+    @property
+    def species(self) -> list[int]:
+        return self.network.species.species
+
+    def e0_dict(self) -> dict[int, float]:
+        return {z: float(self.e0[z]) for z in self.species}
+
+    def isolated_energies(self, dtype: torch.dtype, device) -> torch.Tensor:
+        """Network output for an isolated atom of each species, ``[num_species]``."""
+        species = torch.arange(len(self.network.species), device=device)
+        vectors = torch.zeros(0, 3, dtype=dtype, device=device)
+        edges = torch.zeros(2, 0, dtype=torch.long, device=device)
+        return self.network(species, vectors, edges)
+
+    def forward(
+        self,
+        graph: AtomicGraph,
+        forces: bool = True,
+        stress: bool = False,
+        create_graph: bool | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Energies (float64 per structure), per-atom energies, and optionally forces and stress."""
+        create_graph = self.training if create_graph is None else create_graph
+        species = self.network.species(graph.numbers)
+        positions, cell = graph.positions, graph.cell
+        inputs = []
+        with torch.enable_grad():
+            if forces or stress:
+                positions = positions.detach().requires_grad_(True)
+                inputs.append(positions)
+            if stress:
+                strain = torch.zeros_like(cell).requires_grad_(True)
+                sym = 0.5 * (strain + strain.transpose(1, 2))
+                positions = positions + torch.einsum("ni,nij->nj", positions, sym[graph.batch])
+                cell = cell + torch.bmm(cell, sym)
+                inputs.append(strain)
+            vectors = graph.edge_vectors(positions, cell)
+            eps = self.network(species, vectors, graph.edge_index)
+            eps = eps - self.isolated_energies(eps.dtype, eps.device)[species]
+            atom_energy = self.scale.to(eps.dtype) * eps
+            energy = scatter_sum(atom_energy, graph.batch, graph.num_graphs)
+            out = {}
+            if inputs:
+                grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph)
+        reference = self.e0[graph.numbers]
+        out["energies"] = atom_energy + reference.to(atom_energy.dtype)
+        out["energy"] = energy.double() + scatter_sum(reference, graph.batch, graph.num_graphs)
+        if forces:
+            out["forces"] = -grads[0]
+        if stress:
+            volume = torch.linalg.det(graph.cell).abs()
+            out["stress"] = grads[-1] / volume[:, None, None]
+        if not create_graph:
+            out = {key: value.detach() for key, value in out.items()}
+        return out

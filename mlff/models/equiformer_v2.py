@@ -1,0 +1,114 @@
+"""EquiformerV2 (Liao et al., 2024) as a smooth, conservative per-atom energy model.
+
+Faithful to the architecture: atom embedding plus edge-degree embedding, then blocks of
+(separable layer norm -> SO(2) graph attention with re-normalised attention -> residual,
+separable layer norm -> feed-forward network with a grid MLP -> residual), a final norm and an
+energy head. Changes, each needed for forces that are the exact gradient of a smooth energy:
+
+* every radial dependence is multiplied by a polynomial cutoff envelope, and the attention
+  softmax is weighted by it (no jumps when a neighbour crosses the cutoff; no neighbour cap);
+* edge frames are built from a pole-safe, deterministic rotation and exact Wigner-D matrices
+  that stay in the autograd graph (fairchem detaches them and rolls frames at random);
+* the nonlinearity inside the message block is a gate by default (``edge_activation="gate"``):
+  it commutes with rotations about the edge, so the energy does not depend on the frame's roll
+  and is a single smooth function of the positions. ``"s2"`` restores fairchem's separable S2
+  activation in the edge frame, whose grid aliasing makes the energy depend (slightly) on the
+  roll and therefore on an unavoidable discontinuity of any frame choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from mlff.nn.attention import SO2GraphAttention
+from mlff.nn.edge_frame import EdgeFrame
+from mlff.nn.embedding import EdgeDegreeEmbedding
+from mlff.nn.feed_forward import FeedForward
+from mlff.nn.norm import equivariant_norm
+from mlff.nn.radial import PolynomialEnvelope, radial_basis
+from mlff.models.species import SpeciesIndex
+
+
+@dataclass
+class EquiformerV2Config:
+    species: list[int] = field(default_factory=lambda: [1, 6, 7, 8])
+    cutoff: float = 5.0
+    num_layers: int = 2
+    channels: int = 32
+    lmax: int = 3
+    mmax: int = 2
+    heads: int = 4
+    attn_hidden: int = 32
+    alpha_channels: int = 16
+    value_channels: int = 8
+    ffn_hidden: int = 32
+    edge_channels: int = 32
+    num_basis: int = 32
+    basis: str = "gaussian"
+    grid_resolution: int = 10
+    norm: str = "layer_norm_sh"
+    edge_activation: str = "gate"
+    ffn_activation: str = "grid_mlp"
+    avg_degree: float = 10.0
+    envelope_exponent: int = 5
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, cfg: EquiformerV2Config, num_species: int):
+        super().__init__()
+        self.norm1 = equivariant_norm(cfg.norm, cfg.lmax, cfg.channels)
+        self.attention = SO2GraphAttention(
+            cfg.channels, cfg.lmax, cfg.mmax, num_species, cfg.heads, cfg.attn_hidden, cfg.alpha_channels,
+            cfg.value_channels, cfg.edge_channels, cfg.num_basis, cfg.edge_activation, cfg.grid_resolution,
+        )
+        self.norm2 = equivariant_norm(cfg.norm, cfg.lmax, cfg.channels)
+        self.ffn = FeedForward(cfg.channels, cfg.ffn_hidden, cfg.channels, cfg.lmax, cfg.ffn_activation, cfg.grid_resolution)
+
+    def forward(self, x, species, frame, basis, envelope, edge_index):
+        x = x + self.attention(self.norm1(x), species, frame, basis, envelope, edge_index)
+        return x + self.ffn(self.norm2(x))
+
+
+class EquiformerV2(nn.Module):
+    """Per-atom energies from species and edge vectors."""
+
+    name = "equiformer_v2"
+
+    def __init__(self, config: EquiformerV2Config | None = None, **overrides):
+        super().__init__()
+        cfg = config or EquiformerV2Config()
+        if overrides:
+            cfg = EquiformerV2Config(**{**asdict(cfg), **overrides})
+        if cfg.mmax > cfg.lmax:
+            raise ValueError(f"mmax ({cfg.mmax}) cannot exceed lmax ({cfg.lmax})")
+        self.config = cfg
+        self.species = SpeciesIndex(cfg.species)
+        n_species = len(self.species)
+        self.cutoff = float(cfg.cutoff)
+        self.basis = radial_basis(cfg.basis, cfg.cutoff, cfg.num_basis)
+        self.envelope = PolynomialEnvelope(cfg.cutoff, cfg.envelope_exponent)
+        self.edge_frame = EdgeFrame(cfg.lmax, cfg.mmax)
+        self.atom_embedding = nn.Embedding(n_species, cfg.channels)
+        self.edge_degree = EdgeDegreeEmbedding(
+            cfg.channels, cfg.lmax, n_species, cfg.edge_channels, cfg.num_basis, cfg.avg_degree
+        )
+        self.blocks = nn.ModuleList(TransformerBlock(cfg, n_species) for _ in range(cfg.num_layers))
+        self.final_norm = equivariant_norm(cfg.norm, cfg.lmax, cfg.channels)
+        self.head = FeedForward(cfg.channels, cfg.ffn_hidden, 1, cfg.lmax, cfg.ffn_activation, cfg.grid_resolution)
+
+    def forward(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """Species indices ``[N]``, edge vectors ``[E, 3]`` and ``edge_index [2, E]`` -> energies ``[N]``."""
+        n = species.shape[0]
+        lengths = torch.linalg.vector_norm(vectors, dim=1)
+        frame = self.edge_frame(vectors)
+        basis = self.basis(lengths)
+        envelope = self.envelope(lengths)
+        scalars = self.atom_embedding(species).unsqueeze(1)
+        x = torch.cat([scalars, scalars.new_zeros(n, (self.config.lmax + 1) ** 2 - 1, scalars.shape[2])], 1)
+        x = x + self.edge_degree(species, frame, basis, envelope, edge_index, n)
+        for block in self.blocks:
+            x = block(x, species, frame, basis, envelope, edge_index)
+        return self.head(self.final_norm(x))[:, 0, 0]

@@ -1,0 +1,94 @@
+"""EquiformerV2's equivariant graph attention built on SO(2) convolutions.
+
+For each edge j -> i: concatenate the features of j and i, rotate them into the edge frame,
+apply an SO(2) convolution modulated by the radial features (which also yields the invariant
+attention features), a nonlinearity, a second SO(2) convolution for the values, weight by the
+attention, rotate back and sum over the neighbours of i. The attention logits use
+re-normalisation (LayerNorm + smooth leaky ReLU before the dot product with a learned vector).
+
+Smoothness: the softmax is weighted by the cutoff envelope and every message is multiplied by
+it, so an edge crossing the cutoff changes nothing discontinuously (see
+:func:`mlff.nn.scatter.enveloped_softmax`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mlff.nn.activation import GateActivation, SeparableS2Activation, SmoothLeakyReLU
+from mlff.nn.edge_frame import EdgeFrame
+from mlff.nn.scatter import enveloped_softmax, scatter_sum
+from mlff.nn.so2_conv import SO2Convolution
+from mlff.nn.so3_linear import SO3Linear
+from mlff.so3.grid import SphereGrid
+from mlff.so3.layout import degrees, m_major_index
+
+
+class SO2GraphAttention(nn.Module):
+    def __init__(
+        self,
+        channels: int,
+        lmax: int,
+        mmax: int,
+        num_species: int,
+        heads: int = 8,
+        hidden_channels: int = 64,
+        alpha_channels: int = 64,
+        value_channels: int = 16,
+        edge_channels: int = 128,
+        num_basis: int = 128,
+        activation: str = "gate",
+        grid_resolution: int = 18,
+    ):
+        super().__init__()
+        self.heads, self.alpha_channels, self.value_channels = heads, alpha_channels, value_channels
+        self.source_embedding = nn.Embedding(num_species, edge_channels)
+        self.target_embedding = nn.Embedding(num_species, edge_channels)
+        nn.init.uniform_(self.source_embedding.weight, -1e-3, 1e-3)
+        nn.init.uniform_(self.target_embedding.weight, -1e-3, 1e-3)
+        radial = [num_basis + 2 * edge_channels, edge_channels, edge_channels]
+        index = m_major_index(lmax, mmax)
+        if activation == "gate":
+            gate_channels = lmax * hidden_channels
+            self.act = GateActivation(degrees(lmax)[index], hidden_channels)
+        elif activation == "s2":
+            gate_channels = hidden_channels
+            self.act = SeparableS2Activation(SphereGrid(lmax, grid_resolution, grid_resolution, index=index))
+        else:
+            raise ValueError(f"unknown edge activation {activation!r}; use 'gate' or 's2'")
+        self.conv1 = SO2Convolution(
+            2 * channels, hidden_channels, lmax, mmax, radial, extra_channels=heads * alpha_channels + gate_channels
+        )
+        self.conv2 = SO2Convolution(hidden_channels, heads * value_channels, lmax, mmax)
+        self.alpha_norm = nn.LayerNorm(alpha_channels)
+        self.alpha_act = SmoothLeakyReLU(0.2)
+        self.alpha_dot = nn.Parameter(torch.randn(heads, alpha_channels) / alpha_channels**0.5)
+        self.proj = SO3Linear(heads * value_channels, channels, lmax)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        species: torch.Tensor,
+        frame: torch.Tensor,
+        basis: torch.Tensor,
+        envelope: torch.Tensor,
+        edge_index: torch.Tensor,
+    ) -> torch.Tensor:
+        sender, receiver = edge_index
+        n, e = x.shape[0], sender.shape[0]
+        edge_features = torch.cat(
+            [basis, self.source_embedding(species[sender]), self.target_embedding(species[receiver])], dim=1
+        )
+        message = EdgeFrame.rotate(frame, torch.cat([x[sender], x[receiver]], dim=2))
+        message, extra = self.conv1(message, edge_features)
+        alpha, gates = extra.split([self.heads * self.alpha_channels, extra.shape[1] - self.heads * self.alpha_channels], 1)
+        message = self.act(gates, message)
+        value, _ = self.conv2(message)
+        logits = self.alpha_act(self.alpha_norm(alpha.view(e, self.heads, self.alpha_channels)))
+        logits = torch.einsum("ehc,hc->eh", logits, self.alpha_dot)
+        weight = enveloped_softmax(logits, envelope, receiver, n) * envelope[:, None]
+        k = value.shape[1]
+        value = value.view(e, k, self.heads, self.value_channels) * weight[:, None, :, None]
+        value = EdgeFrame.rotate_back(frame, value.view(e, k, self.heads * self.value_channels))
+        return self.proj(scatter_sum(value, receiver, n))

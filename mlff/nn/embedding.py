@@ -1,0 +1,43 @@
+"""EquiformerV2's edge-degree embedding: initial l > 0 node features from the neighbours."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mlff.nn.edge_frame import EdgeFrame
+from mlff.nn.radial import RadialMLP
+from mlff.nn.scatter import scatter_sum
+
+
+class EdgeDegreeEmbedding(nn.Module):
+    """A radial MLP gives m = 0 edge-frame coefficients of every degree (the other orders are
+    zero); they are rotated to the global frame, multiplied by the envelope, summed over the
+    neighbours of each atom and divided by the average number of neighbours."""
+
+    def __init__(
+        self,
+        channels: int,
+        lmax: int,
+        num_species: int,
+        edge_channels: int = 128,
+        num_basis: int = 128,
+        avg_degree: float = 1.0,
+    ):
+        super().__init__()
+        self.lmax, self.channels, self.avg_degree = lmax, channels, float(avg_degree)
+        self.source_embedding = nn.Embedding(num_species, edge_channels)
+        self.target_embedding = nn.Embedding(num_species, edge_channels)
+        nn.init.uniform_(self.source_embedding.weight, -1e-3, 1e-3)
+        nn.init.uniform_(self.target_embedding.weight, -1e-3, 1e-3)
+        self.radial = RadialMLP([num_basis + 2 * edge_channels, edge_channels, edge_channels, (lmax + 1) * channels])
+
+    def forward(self, species, frame, basis, envelope, edge_index, num_nodes: int) -> torch.Tensor:
+        sender, receiver = edge_index
+        features = torch.cat(
+            [basis, self.source_embedding(species[sender]), self.target_embedding(species[receiver])], dim=1
+        )
+        m0 = self.radial(features).view(-1, self.lmax + 1, self.channels) * envelope[:, None, None]
+        # the m = 0 rows come first in the m-major layout
+        out = EdgeFrame.rotate_back(frame[:, : self.lmax + 1], m0)
+        return scatter_sum(out, receiver, num_nodes) / self.avg_degree

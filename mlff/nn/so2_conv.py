@@ -1,0 +1,74 @@
+"""SO(2) (eSCN) convolution on m-major edge-frame coefficients.
+
+In the edge frame the edge points along the polar axis, so a full SO(3) tensor product with the
+edge's harmonics reduces to independent linear maps per order m (eSCN): a real map on m = 0
+and, for m > 0, a complex multiplication of the pair (x_{+m}, x_{-m}) that mixes degrees and
+channels. Complex multiplication commutes with rotations about the edge axis, so the result does
+not depend on how the edge frame is rolled about the edge.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mlff.nn.radial import RadialMLP
+from mlff.so3.layout import m_major_sizes
+
+
+class SO2Convolution(nn.Module):
+    """Per-m linear maps with optional radial modulation and extra m = 0 (invariant) outputs.
+
+    Input ``x [E, K_mmax, C_in]`` (m-major). If ``radial_channels`` is given, an MLP of the edge
+    features produces one scale per (m, l, input channel), shared by +m and -m, applied before
+    the linear maps. Returns ``(y [E, K_mmax, C_out], extra [E, extra_channels] or None)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        lmax: int,
+        mmax: int,
+        radial_channels: list[int] | None = None,
+        extra_channels: int = 0,
+    ):
+        super().__init__()
+        self.lmax, self.mmax = lmax, mmax
+        self.cin, self.cout, self.extra = in_channels, out_channels, extra_channels
+        self.sizes = m_major_sizes(lmax, mmax)
+        self.fc0 = nn.Linear((lmax + 1) * in_channels, (lmax + 1) * out_channels + extra_channels)
+        self.fcm = nn.ModuleList(
+            nn.Linear((lmax + 1 - m) * in_channels, 2 * (lmax + 1 - m) * out_channels, bias=False)
+            for m in range(1, mmax + 1)
+        )
+        for m, fc in enumerate(self.fcm, start=1):  # keep the output scale of a real linear map
+            fc.weight.data.mul_(2**-0.5)
+        self.radial = None
+        if radial_channels is not None:
+            n_scales = sum(self.sizes[::2][:1] + self.sizes[1::2]) * in_channels
+            self.radial = RadialMLP(list(radial_channels) + [n_scales])
+
+    def forward(self, x: torch.Tensor, edge_features: torch.Tensor | None = None):
+        e = x.shape[0]
+        blocks = list(torch.split(x, self.sizes, dim=1))
+        if self.radial is not None:
+            scales = self.radial(edge_features)
+            widths = [self.sizes[0] * self.cin] + [s * self.cin for s in self.sizes[1::2]]
+            per_m = torch.split(scales, widths, dim=1)
+            blocks[0] = blocks[0] * per_m[0].view(e, self.sizes[0], self.cin)
+            for m in range(1, self.mmax + 1):
+                s = per_m[m].view(e, self.sizes[2 * m - 1], self.cin)
+                blocks[2 * m - 1] = blocks[2 * m - 1] * s
+                blocks[2 * m] = blocks[2 * m] * s
+        out0 = self.fc0(blocks[0].reshape(e, self.sizes[0] * self.cin))
+        extra = out0[:, : self.extra] if self.extra else None
+        outputs = [out0[:, self.extra :].view(e, self.lmax + 1, self.cout)]
+        for m, fc in enumerate(self.fcm, start=1):
+            n = self.lmax + 1 - m
+            pair = torch.stack([blocks[2 * m - 1], blocks[2 * m]], 1).view(e, 2, n * self.cin)
+            z = fc(pair)  # [E, 2, 2 n C_out]: (real part, imaginary part) of the weight
+            real, imag = z[..., : n * self.cout], z[..., n * self.cout :]
+            outputs.append((real[:, 0] - imag[:, 1]).view(e, n, self.cout))  # +m
+            outputs.append((real[:, 1] + imag[:, 0]).view(e, n, self.cout))  # -m
+        return torch.cat(outputs, dim=1), extra
