@@ -10,12 +10,17 @@ import numpy as np
 from ase import Atoms, units
 from ase.io import write
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.velocitydistribution import Stationary, ZeroRotation
 from tqdm import tqdm
 
 from mlff.data.labels import set_labels
 from mlff.errors import ConfigError
 from mlff.fileio import atomic_path
+
+try:
+    from ase.md.velocitydistribution import thermalize_momenta
+except ImportError:  # ase < 3.29
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 
 
 def labelled_frame(atoms: Atoms, info: dict, stress: bool = False) -> Atoms:
@@ -65,7 +70,7 @@ def langevin_frames(
     ``equilibration`` steps a frame is kept every ``interval`` steps. ``timestep`` is in fs and
     ``friction`` in 1/fs. Each frame's ``info`` is ``info`` plus source, temperature and step.
     """
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
     if isolated:
         Stationary(atoms)
         ZeroRotation(atoms)

@@ -1,0 +1,70 @@
+"""Milliseconds per energy + autograd-forces evaluation on this CPU, and parameter counts.
+
+Run: ``mlff bench model`` (or ``python -m mlff.bench.model_speed``). Systems: ethanol and aspirin
+with the small preset; a 32-atom fcc Cu cell and a 98-atom Cu(111) slab with CO with the 31M preset
+(6 Å cutoff, no neighbour cap). fairchem-core 1.10's EquiformerV2 31M with direct forces, timed on
+this kind of 2-core CPU (``shared/papers/fairchem-equiformerv2-notes.md``), is the peer figure:
+6.0 s (Cu, 2 496 edges) and 19.2 s (slab, 6 282 edges).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from ase.build import add_adsorbate, bulk, fcc111, molecule
+
+from mlff.bench.timing import best_time
+from mlff.data import AtomicGraph
+from mlff.data.generate.molecules import load_molecule
+from mlff.models.energy_model import EnergyModel
+from mlff.models.registry import build_network
+
+FAIRCHEM_SECONDS = {"Cu fcc 32": 6.0, "Cu(111)+CO 98": 19.2}
+
+
+def systems():
+    cu = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2)
+    slab = fcc111("Cu", (4, 4, 6), vacuum=8.0, a=3.61)
+    add_adsorbate(slab, molecule("CO"), 1.9, "ontop")
+    return [
+        ("ethanol 9", "small", load_molecule("ethanol")[0]),
+        ("aspirin 21", "small", load_molecule("aspirin")[0]),
+        ("Cu fcc 32", "31m", cu),
+        ("Cu(111)+CO 98", "31m", slab),
+    ]
+
+
+def main(args: argparse.Namespace) -> int:
+    torch.manual_seed(0)
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    print(f"energy + forces, {args.dtype}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    models = {}
+    for name, preset, atoms in systems():
+        if args.preset and preset not in args.preset:
+            continue
+        if preset not in models:
+            network = build_network("equiformer_v2", preset=preset, species=[1, 6, 7, 8, 29])
+            models[preset] = EnergyModel(network).to(dtype).eval()
+            params = sum(p.numel() for p in network.parameters())
+            print(f"preset {preset}: {params:,} parameters")
+        model = models[preset]
+        graph = AtomicGraph.from_atoms(atoms, model.cutoff, dtype=dtype)
+        seconds = best_time(lambda: model(graph), repeat=args.repeat, min_time=0.5)
+        line = f"  {name:>14} atoms  {graph.num_edges:6d} edges  {seconds * 1e3:9.1f} ms"
+        if name in FAIRCHEM_SECONDS:
+            line += f"   fairchem-1.10 direct/ours: {FAIRCHEM_SECONDS[name] / seconds:.2f}x"
+        print(line, flush=True)
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--preset", nargs="*", choices=["small", "31m"], help="only these presets")
+    parser.add_argument("--repeat", type=int, default=3)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__)
+    add_arguments(p)
+    raise SystemExit(main(p.parse_args()))

@@ -1,0 +1,99 @@
+"""``mlff data generate md17 | oc20``: reference data written to extxyz, with a progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from mlff.cli import Command
+from mlff.data.generate.common import check_count, write_frames
+from mlff.data.generate.md17 import iter_md17
+from mlff.data.generate.molecules import MOLECULES
+from mlff.data.generate.oc20 import ADSORBATES, FACETS, METALS, OPTIMIZERS, iter_oc20
+from mlff.errors import ConfigError
+
+
+def _common_options(parser: argparse.ArgumentParser, timestep: float, equilibration: int) -> None:
+    """Options shared by both generators: output, seed, progress and the Langevin MD settings."""
+    parser.add_argument("-o", "--output", required=True, help="extxyz file to write (atomically)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
+    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    md = parser.add_argument_group("Langevin MD")
+    md.add_argument("--temperature", type=float, default=500.0, help="K (default: 500)")
+    md.add_argument("--timestep", type=float, default=timestep, help=f"fs (default: {timestep:g})")
+    md.add_argument("--interval", type=int, default=20, help="MD steps between saved frames (default: 20)")
+    md.add_argument("--equilibration", type=int, default=equilibration,
+                    help=f"MD steps discarded before the first frame (default: {equilibration})")
+    md.add_argument("--friction", type=float, default=0.01, help="1/fs (default: 0.01)")
+
+
+def _md17_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--molecule", required=True,
+                        help=f"{', '.join(MOLECULES)}, any ase.build.molecule name, or an xyz file")
+    parser.add_argument("--frames", type=int, default=100, help="frames to write (default: 100)")
+    _common_options(parser, timestep=0.5, equilibration=1000)
+
+
+def _oc20_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metal", default="Cu", help=f"{', '.join(METALS)} (default: Cu)")
+    parser.add_argument("--facet", default="111", help=f"{' or '.join(FACETS)} (default: 111)")
+    parser.add_argument("--adsorbate", default="CO", help=f"{', '.join(ADSORBATES)} (default: CO)")
+    parser.add_argument("--site", help="ontop, bridge, fcc or hcp (111), hollow (100); "
+                                       "default: the adsorbate's usual site")
+    parser.add_argument("--frames", type=int, default=100, help="MD + relaxation frames (default: 100)")
+    parser.add_argument("--relax-fraction", type=float, default=0.5,
+                        help="share of the frames taken from relaxation paths (default: 0.5)")
+    slab = parser.add_argument_group("slab")
+    slab.add_argument("--size", type=int, nargs=2, default=(3, 3), metavar=("NX", "NY"),
+                      help="surface repeats (default: 3 3)")
+    slab.add_argument("--layers", type=int, default=4, help="metal layers (default: 4)")
+    slab.add_argument("--fixed-layers", type=int, default=2, help="bottom layers held fixed (default: 2)")
+    slab.add_argument("--vacuum", type=float, default=10.0, help="Å on each side (default: 10)")
+    relax = parser.add_argument_group("relaxation paths")
+    relax.add_argument("--relax-paths", type=int, default=5, help="rattled relaxations (default: 5)")
+    relax.add_argument("--rattle", type=float, default=0.1, help="Gaussian rattle in Å (default: 0.1)")
+    relax.add_argument("--optimizer", default="LBFGS", choices=tuple(OPTIMIZERS), help="(default: LBFGS)")
+    relax.add_argument("--fmax", type=float, default=0.05, help="convergence in eV/Å (default: 0.05)")
+    relax.add_argument("--max-relax-steps", type=int, default=300, help="per path (default: 300)")
+    _common_options(parser, timestep=1.0, equilibration=500)
+
+
+def _md_settings(args: argparse.Namespace) -> dict:
+    return dict(temperature=args.temperature, timestep=args.timestep, interval=args.interval,
+                equilibration=args.equilibration, friction=args.friction, seed=args.seed,
+                progress=not args.no_progress)
+
+
+def _write(frames, path: str) -> int:
+    """Write ``frames`` to ``path`` and print a one-line summary with the rate."""
+    start = time.perf_counter()
+    count = write_frames(frames, path)
+    seconds = time.perf_counter() - start
+    print(f"wrote {count} frames to {path} in {seconds:.1f} s ({count / seconds:.2f} frames/s)")
+    return 0
+
+
+def _run_md17(args: argparse.Namespace) -> int:
+    return _write(iter_md17(args.molecule, args.frames, **_md_settings(args)), args.output)
+
+
+def _run_oc20(args: argparse.Namespace) -> int:
+    check_count("--frames", args.frames)
+    if not 0 <= args.relax_fraction <= 1:
+        raise ConfigError(f"--relax-fraction must be in [0, 1], got {args.relax_fraction}")
+    n_relax = round(args.frames * args.relax_fraction)
+    frames = iter_oc20(
+        args.metal, args.facet, args.adsorbate, n_md=args.frames - n_relax, n_relax=n_relax,
+        n_relax_paths=args.relax_paths, rattle=args.rattle, optimizer=args.optimizer, fmax=args.fmax,
+        max_relax_steps=args.max_relax_steps, site=args.site, size=tuple(args.size), layers=args.layers,
+        fixed_layers=args.fixed_layers, vacuum=args.vacuum, **_md_settings(args),
+    )
+    return _write(frames, args.output)
+
+
+COMMANDS = [
+    Command(("data", "generate", "md17"), "MD17-style: Langevin MD of a molecule under GFN2-xTB (tblite)",
+            _md17_arguments, _run_md17),
+    Command(("data", "generate", "oc20"), "OC20-style: adsorbate on an fcc slab under EMT, MD + relaxations",
+            _oc20_arguments, _run_oc20),
+]

@@ -1,0 +1,51 @@
+"""Model registry and presets: ``build_network("equiformer_v2", preset="small", species=[...])``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+
+from mlff.errors import ConfigError
+from mlff.models.equiformer_v2 import EquiformerV2, EquiformerV2Config
+
+MODELS = {"equiformer_v2": (EquiformerV2, EquiformerV2Config)}
+
+PRESETS: dict[str, dict[str, dict]] = {
+    "equiformer_v2": {
+        # CPU-friendly preset for MD17-style molecules.
+        "small": dict(
+            cutoff=5.0, num_layers=2, channels=32, lmax=3, mmax=2, heads=4, attn_hidden=32,
+            alpha_channels=16, value_channels=8, ffn_hidden=32, edge_channels=32, num_basis=32,
+            grid_resolution=10, avg_degree=8.0,
+        ),
+        # fairchem's OC20/OMat "31M" configuration (8 blocks, L=4, M=2, 128 channels, 18x18 grid),
+        # with a 6 Å cutoff, no neighbour cap, and no direct force head (forces are gradients).
+        "31m": dict(
+            cutoff=6.0, num_layers=8, channels=128, lmax=4, mmax=2, heads=8, attn_hidden=64,
+            alpha_channels=64, value_channels=16, ffn_hidden=128, edge_channels=128, num_basis=600,
+            grid_resolution=18, avg_degree=23.4,
+        ),
+    }
+}
+
+
+def build_network(name: str = "equiformer_v2", preset: str | None = None, **config):
+    """Instantiate a network from a registered name, an optional preset and config overrides."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
+    cls, config_cls = MODELS[name]
+    values = {}
+    if preset is not None:
+        if preset not in PRESETS[name]:
+            raise ConfigError(f"unknown preset {preset!r} for {name}; available: {', '.join(PRESETS[name])}")
+        values.update(PRESETS[name][preset])
+    allowed = {f.name for f in fields(config_cls)}
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown {name} option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    values.update(config)
+    return cls(config_cls(**values))
+
+
+def network_config(network) -> dict:
+    """The JSON-friendly config a network was built with (for checkpoints)."""
+    return {"name": network.name, **asdict(network.config)}

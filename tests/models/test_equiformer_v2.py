@@ -1,0 +1,83 @@
+"""EquiformerV2 runs the shared model suite, plus checks specific to its construction."""
+
+import numpy as np
+import pytest
+import torch
+
+from mlff.models.equiformer_v2 import EquiformerV2
+from tests.models.model_suite import ModelSuite, ethanol
+
+
+def small(species, cutoff, **overrides):
+    config = dict(
+        species=species, cutoff=cutoff, num_layers=2, channels=16, lmax=3, mmax=2, heads=2,
+        attn_hidden=16, alpha_channels=8, value_channels=8, ffn_hidden=16, edge_channels=16,
+        num_basis=16, grid_resolution=10, avg_degree=8.0,
+    )
+    config.update(overrides)
+    return EquiformerV2(**config)
+
+
+class TestEquiformerV2(ModelSuite):
+    """Default EquiformerV2: gate in the edge frame, grid MLP in the (global-frame) FFN."""
+
+    # The FFN's grid MLP aliases: rotations change the energy slightly (measured, see the note).
+    rotation_rtol_f64 = 1e-7
+    rotation_force_atol_f64 = 1e-4
+
+    def make_network(self, species, cutoff):
+        return small(species, cutoff)
+
+
+class TestEquiformerV2Gate(ModelSuite):
+    """Gate activations everywhere: no grid, so every symmetry holds to round-off."""
+
+    def make_network(self, species, cutoff):
+        return small(species, cutoff, ffn_activation="gate", norm="rms_norm_sh")
+
+
+def test_smoothness_check_catches_a_hard_cutoff():
+    """Negative control: without the envelope the pull scan must fail the 1e-2 meV criterion."""
+    from mlff.models.energy_model import EnergyModel
+
+    torch.manual_seed(0)
+    network = small([1, 6, 8, 29], 4.0)
+    network.envelope.forward = lambda r: (r < network.cutoff).to(r.dtype)  # a step: no smoothing
+    model = EnergyModel(network).double().eval()
+    residual, crossings = ModelSuite.pull_scan(model, ethanol())
+    assert crossings >= 3
+    assert residual > 1e-4, f"a hard cutoff went unnoticed (residual {residual:.2e} eV)"
+
+
+@pytest.mark.parametrize("activation", ["gate", "s2"])
+def test_edge_frame_roll_dependence(activation):
+    """The gate commutes with rolls about the edge axis; the S2 activation only up to aliasing."""
+    from mlff.nn.attention import SO2GraphAttention
+    from mlff.nn.edge_frame import EdgeFrame
+    from mlff.so3.rotation import WignerD, edge_rotation
+
+    torch.manual_seed(0)
+    lmax, mmax, c = 3, 2, 8
+    layer = SO2GraphAttention(c, lmax, mmax, 2, heads=2, hidden_channels=8, alpha_channels=4,
+                              value_channels=4, edge_channels=8, num_basis=8, activation=activation,
+                              grid_resolution=10).double()
+    x = torch.randn(5, (lmax + 1) ** 2, c, dtype=torch.float64)
+    edge_index = torch.tensor([[0, 1, 2, 3, 4, 1], [1, 0, 0, 0, 0, 2]])
+    vec = torch.randn(6, 3, dtype=torch.float64)
+    species = torch.tensor([0, 1, 0, 1, 1])
+    basis, env = torch.rand(6, 8, dtype=torch.float64), torch.rand(6, dtype=torch.float64)
+    frame = EdgeFrame(lmax, mmax)
+    ref = layer(x, species, frame(vec), basis, env, edge_index)
+    # roll every edge frame by a random angle about the y axis
+    angle = torch.rand(6, dtype=torch.float64) * 6.28
+    c_, s_ = torch.cos(angle), torch.sin(angle)
+    zero, one = torch.zeros_like(angle), torch.ones_like(angle)
+    roll = torch.stack([torch.stack([c_, zero, s_], -1), torch.stack([zero, one, zero], -1),
+                        torch.stack([-s_, zero, c_], -1)], -2)
+    rolled = WignerD(lmax, rows=frame.wigner.rows)(roll @ edge_rotation(vec))
+    out = layer(x, species, rolled, basis, env, edge_index)
+    err = (out - ref).abs().max().item() / ref.abs().max().item()
+    if activation == "gate":
+        assert err < 1e-12
+    else:
+        assert 1e-12 < err < 1e-2  # aliasing: small but real
