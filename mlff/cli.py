@@ -28,11 +28,12 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-PROVIDERS = ("mlff.data.generate.cli",)
+PROVIDERS = ("mlff.data.cli", "mlff.data.generate.cli", "mlff.bench.cli")
 GROUPS = {
     (): "Machine-learned force fields: data, training, evaluation, MD and benchmarks.",
     ("data",): "reference data: generate, inspect and split datasets",
     ("data", "generate"): "generate labelled reference data (xTB molecules, EMT slabs)",
+    ("bench",): "benchmarks: neighbour lists, model speed",
 }
 
 

@@ -1,0 +1,13 @@
+"""``mlff bench ...``: the benchmarks (speed is measured here, never in tests)."""
+
+from __future__ import annotations
+
+from mlff.bench import model_speed, neighbors
+from mlff.cli import Command
+
+COMMANDS = [
+    Command(("bench", "neighbors"), "neighbour-list time vs number of atoms (matscipy, torch, ASE)",
+            neighbors.add_arguments, neighbors.main),
+    Command(("bench", "model"), "ms per energy+forces evaluation and parameter counts of the presets",
+            model_speed.add_arguments, model_speed.main),
+]
