@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlff.bench import model_speed, neighbors
+from mlff.bench import model_speed, neighbors, symmetry
 from mlff.cli import Command
 
 COMMANDS = [
@@ -10,4 +10,6 @@ COMMANDS = [
             neighbors.add_arguments, neighbors.main),
     Command(("bench", "model"), "ms per energy+forces evaluation and parameter counts of the presets",
             model_speed.add_arguments, model_speed.main),
+    Command(("bench", "symmetry"), "rotation-invariance errors of the presets in float64 and float32",
+            symmetry.add_arguments, symmetry.main),
 ]

@@ -51,9 +51,13 @@ def main(args: argparse.Namespace) -> int:
         model = models[preset]
         graph = AtomicGraph.from_atoms(atoms, model.cutoff, dtype=dtype)
         seconds = best_time(lambda: model(graph), repeat=args.repeat, min_time=0.5)
-        line = f"  {name:>14} atoms  {graph.num_edges:6d} edges  {seconds * 1e3:9.1f} ms"
+        with torch.no_grad():
+            energy_only = best_time(lambda: model(graph, forces=False), repeat=args.repeat, min_time=0.5)
+        line = (f"  {name:>14} atoms  {graph.num_edges:6d} edges  E+F {seconds * 1e3:9.1f} ms"
+                f"  E only {energy_only * 1e3:9.1f} ms")
         if name in FAIRCHEM_SECONDS:
-            line += f"   fairchem-1.10 direct/ours: {FAIRCHEM_SECONDS[name] / seconds:.2f}x"
+            ref = FAIRCHEM_SECONDS[name]
+            line += f"  | fairchem-1.10 (E + direct F) / ours: E+F {ref / seconds:.2f}x, E only {ref / energy_only:.2f}x"
         print(line, flush=True)
     return 0
 

@@ -15,7 +15,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "small": dict(
             cutoff=5.0, num_layers=2, channels=32, lmax=3, mmax=2, heads=4, attn_hidden=32,
             alpha_channels=16, value_channels=8, ffn_hidden=32, edge_channels=32, num_basis=32,
-            grid_resolution=10, avg_degree=8.0,
+            grid_resolution=16, avg_degree=8.0,  # 16x16: grid aliasing 1e-8 (10x10: 1e-5)
         ),
         # fairchem's OC20/OMat "31M" configuration (8 blocks, L=4, M=2, 128 channels, 18x18 grid),
         # with a 6 Å cutoff, no neighbour cap, and no direct force head (forces are gradients).
