@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlff.errors import MLFFError
+from mlff.runtime import configure_allocator
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     Errors from bad input (:class:`~mlff.errors.MLFFError`, :class:`FileNotFoundError`) are printed
     as one line, ``mlff: error: ...``, with exit code 2 and no traceback; so are usage errors.
     """
+    configure_allocator()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse

@@ -9,6 +9,7 @@ energy head. Changes, each needed for forces that are the exact gradient of a sm
   softmax is weighted by it (no jumps when a neighbour crosses the cutoff; no neighbour cap);
 * edge frames are built from a pole-safe, deterministic rotation and exact Wigner-D matrices
   that stay in the autograd graph (fairchem detaches them and rolls frames at random);
+* the energy head reads every degree of the final features (:mod:`mlff.nn.heads`);
 * the nonlinearity inside the message block is a gate by default (``edge_activation="gate"``):
   it commutes with rotations about the edge, so the energy does not depend on the frame's roll
   and is a single smooth function of the positions. ``"s2"`` restores fairchem's separable S2
@@ -27,6 +28,7 @@ from mlff.nn.attention import SO2GraphAttention
 from mlff.nn.edge_frame import EdgeFrame
 from mlff.nn.embedding import EdgeDegreeEmbedding
 from mlff.nn.feed_forward import FeedForward
+from mlff.nn.heads import EnergyHead
 from mlff.nn.norm import equivariant_norm
 from mlff.nn.radial import PolynomialEnvelope, radial_basis
 from mlff.models.species import SpeciesIndex
@@ -97,7 +99,7 @@ class EquiformerV2(nn.Module):
         )
         self.blocks = nn.ModuleList(TransformerBlock(cfg, n_species) for _ in range(cfg.num_layers))
         self.final_norm = equivariant_norm(cfg.norm, cfg.lmax, cfg.channels)
-        self.head = FeedForward(cfg.channels, cfg.ffn_hidden, 1, cfg.lmax, cfg.ffn_activation, cfg.grid_resolution)
+        self.head = EnergyHead(cfg.channels, cfg.ffn_hidden, cfg.lmax, cfg.ffn_activation, cfg.grid_resolution)
 
     def forward(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """Species indices ``[N]``, edge vectors ``[E, 3]`` and ``edge_index [2, E]`` -> energies ``[N]``."""
@@ -111,4 +113,4 @@ class EquiformerV2(nn.Module):
         x = x + self.edge_degree(species, frame, basis, envelope, edge_index, n)
         for block in self.blocks:
             x = block(x, species, frame, basis, envelope, edge_index)
-        return self.head(self.final_norm(x))[:, 0, 0]
+        return self.head(self.final_norm(x))

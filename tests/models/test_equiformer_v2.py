@@ -12,7 +12,7 @@ def small(species, cutoff, **overrides):
     config = dict(
         species=species, cutoff=cutoff, num_layers=2, channels=16, lmax=3, mmax=2, heads=2,
         attn_hidden=16, alpha_channels=8, value_channels=8, ffn_hidden=16, edge_channels=16,
-        num_basis=16, grid_resolution=10, avg_degree=8.0,
+        num_basis=16, grid_resolution=16, avg_degree=8.0,
     )
     config.update(overrides)
     return EquiformerV2(**config)
