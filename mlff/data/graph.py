@@ -18,7 +18,7 @@ from ase import Atoms
 from ase.constraints import FixAtoms
 
 from mlff.data.labels import full_stress, get_labels
-from mlff.data.neighbors import neighbor_list
+from mlff.data.neighbors import NeighborList, neighbor_list
 from mlff.data.validation import validate_atoms
 
 
@@ -107,20 +107,24 @@ class AtomicGraph:
         backend: str = "auto",
         labels: bool = True,
         validate: bool = True,
+        neighbors: Sequence[NeighborList] | None = None,
     ) -> "AtomicGraph":
         """Build a graph (batch) from one structure or a sequence of structures.
 
         ``labels=True`` copies energy, forces and stress found in each structure's
         calculator results (see :mod:`mlff.data.labels`); a label is kept only if every structure
         has it. ``validate`` runs :func:`mlff.data.validation.validate_atoms` on each structure.
+        ``neighbors`` (one list per structure) skips the neighbour search, e.g. when a caller
+        reuses lists between MD steps.
         """
         if isinstance(atoms, Atoms):
             atoms = [atoms]
         dtype = dtype or torch.get_default_dtype()
         device = torch.device(device) if device is not None else torch.device("cpu")
+        neighbors = neighbors if neighbors is not None else [None] * len(atoms)
         graphs = [
-            _single_graph(a, cutoff, dtype, device, backend, labels, validate, index=k)
-            for k, a in enumerate(atoms)
+            _single_graph(a, cutoff, dtype, device, backend, labels, validate, index=k, nl=nl)
+            for k, (a, nl) in enumerate(zip(atoms, neighbors))
         ]
         if not graphs:
             raise ValueError("cannot build a graph from an empty list of structures")
@@ -128,13 +132,14 @@ class AtomicGraph:
 
 
 def _single_graph(
-    atoms: Atoms, cutoff, dtype, device, backend, labels, validate, index
+    atoms: Atoms, cutoff, dtype, device, backend, labels, validate, index, nl=None
 ) -> AtomicGraph:
     if validate:
         validate_atoms(atoms, where=f"structure {index}")
     as_t = lambda x, dt=dtype: torch.as_tensor(np.asarray(x), dtype=dt, device=device)  # noqa: E731
     positions = as_t(atoms.positions)
-    nl = neighbor_list(positions, atoms.cell.array, atoms.pbc, cutoff, backend=backend)
+    if nl is None:
+        nl = neighbor_list(positions, atoms.cell.array, atoms.pbc, cutoff, backend=backend)
     n = len(atoms)
     fixed = np.zeros(n, dtype=bool)
     for constraint in atoms.constraints:

@@ -185,9 +185,14 @@ def _torch_cell_list(positions, cell, pbc, cutoff: float) -> NeighborList:
     j = torch.cat([p[1] for p in parts])
     shifts = torch.cat([p[2] for p in parts])
     # Deterministic order independent of the stencil: by receiver, then sender, then shift.
-    key = torch.stack([i, j, shifts[:, 0], shifts[:, 1], shifts[:, 2]], 1)
+    return sort_edges(NeighborList(i, j, shifts))
+
+
+def sort_edges(nl: NeighborList) -> NeighborList:
+    """The same edges in canonical order: by receiver, then sender, then shift."""
+    key = torch.stack([nl.receivers, nl.senders, nl.shifts[:, 0], nl.shifts[:, 1], nl.shifts[:, 2]], 1)
     perm = _lexsort_rows(key)
-    return NeighborList(i[perm], j[perm], shifts[perm])
+    return NeighborList(nl.receivers[perm], nl.senders[perm], nl.shifts[perm])
 
 
 def _lexsort_rows(key: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,93 @@
+"""Self-describing checkpoints: one file holds everything needed to rebuild an energy model.
+
+Layout (a plain dict, loadable with ``torch.load(weights_only=True)``)::
+
+    format            "mlff-checkpoint"
+    format_version    FORMAT_VERSION
+    model             {"name": ..., "config": {...}}    -> models.registry
+    state_dict        network weights
+    species, cutoff, e0 {Z: eV}, scale
+    metadata          free-form (training data, config, seed...)
+    metrics           free-form (test errors, MD drift...)
+
+Files are written atomically, so an interrupted save never damages an existing checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from mlff.errors import MLFFError
+from mlff.fileio import atomic_path
+from mlff.models.energy_model import EnergyModel
+from mlff.models.registry import build_network, network_config
+
+FORMAT = "mlff-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(MLFFError):
+    """A checkpoint is missing, corrupt, or written in an incompatible format."""
+
+
+def save_checkpoint(model: EnergyModel, path: str | os.PathLike, metadata: dict | None = None,
+                    metrics: dict | None = None) -> Path:
+    config = network_config(model.network)
+    name = config.pop("name")
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": {"name": name, "config": config},
+        "state_dict": {k: v.detach().cpu() for k, v in model.network.state_dict().items()},
+        "species": list(model.species),
+        "cutoff": float(model.cutoff),
+        "e0": {int(z): float(e) for z, e in model.e0_dict().items()},
+        "scale": float(model.scale),
+        "metadata": metadata or {},
+        "metrics": metrics or {},
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The raw checkpoint dict, validated; clear errors for missing, corrupt or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        raise CheckpointError(f"checkpoint {path} is corrupt or not an mlff checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:120]})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an mlff checkpoint (no '{FORMAT}' marker)")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path} has format version {version}; this mlff reads version "
+                              f"{FORMAT_VERSION}")
+    missing = [k for k in ("model", "state_dict", "species", "cutoff", "e0", "scale") if k not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, device="cpu", dtype: torch.dtype | None = None) -> EnergyModel:
+    """Rebuild the :class:`EnergyModel` stored in ``path`` (in eval mode)."""
+    payload = read_checkpoint(path)
+    network = build_network(payload["model"]["name"], **payload["model"]["config"])
+    try:
+        network.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {path}: weights do not match the stored config ({exc})") from exc
+    model = EnergyModel(network, e0={int(z): e for z, e in payload["e0"].items()}, scale=payload["scale"])
+    model.metadata = payload.get("metadata", {})
+    model.metrics = payload.get("metrics", {})
+    if dtype is not None:
+        model = model.to(dtype)
+    return model.to(device).eval()

@@ -1,0 +1,163 @@
+"""The ASE calculator against ASE's own numerical derivatives, optimizers and integrators."""
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms, units
+from ase.build import add_adsorbate, bulk, fcc111, molecule
+from ase.calculators.calculator import PropertyNotImplementedError
+from ase.constraints import FixAtoms
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.verlet import VelocityVerlet
+
+import mlff
+from mlff.calculator import MLFFCalculator
+from mlff.errors import MLFFError, StructureError
+from mlff.models.checkpoint import CheckpointError, FORMAT_VERSION, save_checkpoint
+from mlff.models.energy_model import EnergyModel
+from mlff.models.registry import build_network
+
+E0 = {1: -13.6, 6: -1029.5, 8: -2041.3, 29: -1.7}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    network = build_network(preset="small", species=[1, 6, 8, 29], cutoff=4.5, num_layers=1, channels=16,
+                            attn_hidden=16, ffn_hidden=16, edge_channels=16, num_basis=16)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_checkpoint(EnergyModel(network, e0=E0, scale=5.0), path, metadata={"note": "untrained"})
+    return path
+
+
+def co_on_cu():
+    slab = fcc111("Cu", (2, 2, 3), vacuum=6.0, a=3.6)
+    add_adsorbate(slab, molecule("CO"), 1.9, "ontop")
+    slab.set_constraint(FixAtoms(indices=[a.index for a in slab if a.tag == 3]))
+    return slab
+
+
+def test_forces_match_ase_numerical_forces(checkpoint):
+    calc = MLFFCalculator(checkpoint, dtype="float64")
+    for atoms in (molecule("CH3CH2OH"), co_on_cu()):
+        atoms.rattle(0.05, seed=2)
+        atoms.calc = calc
+        numeric = calc.calculate_numerical_forces(atoms, d=1e-4)
+        np.testing.assert_allclose(atoms.get_forces(apply_constraint=False), numeric, atol=1e-6)
+
+
+def test_stress_matches_ase_numerical_stress(checkpoint):
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    atoms.calc = MLFFCalculator(checkpoint, dtype="float64")
+    numeric = atoms.calc.calculate_numerical_stress(atoms, d=1e-5)
+    stress = atoms.get_stress()
+    assert np.abs(stress).max() > 1e-4
+    np.testing.assert_allclose(stress, numeric, atol=1e-7)
+
+
+def test_stress_on_non_periodic_structures_is_refused(checkpoint):
+    for atoms in (molecule("H2O"), co_on_cu()):
+        atoms.calc = MLFFCalculator(checkpoint)
+        with pytest.raises(PropertyNotImplementedError, match="periodic in x, y and z"):
+            atoms.get_stress()
+
+
+def test_verlet_skin_reuse_equals_rebuild_over_md(checkpoint):
+    atoms = co_on_cu()
+    MaxwellBoltzmannDistribution(atoms, temperature_K=600, rng=np.random.default_rng(0))
+    reused = MLFFCalculator(checkpoint, dtype="float64", skin=0.5)
+    fresh = MLFFCalculator(checkpoint, dtype="float64", skin=0.0)
+    atoms.calc = reused
+    dyn = VelocityVerlet(atoms, timestep=2 * units.fs)
+    for _ in range(25):
+        dyn.run(1)
+        probe = atoms.copy()
+        probe.calc = fresh
+        assert atoms.get_potential_energy() == probe.get_potential_energy()
+        assert np.array_equal(atoms.get_forces(), probe.get_forces())
+    assert fresh.neighbors.builds == 25 and reused.neighbors.builds < 25 / 2
+
+
+def test_batch_equals_one_by_one(checkpoint):
+    calc = MLFFCalculator(checkpoint, dtype="float64")
+    structures = [molecule("CH3CH2OH"), co_on_cu(), bulk("Cu", "fcc", a=3.6) * (2, 2, 2)]
+    results = calc.batch(structures)
+    for atoms, res in zip(structures, results):
+        atoms.calc = MLFFCalculator(checkpoint, dtype="float64")
+        assert res["energy"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
+        np.testing.assert_allclose(res["forces"], atoms.get_forces(apply_constraint=False), atol=1e-10)
+        np.testing.assert_allclose(res["energies"].sum(), res["energy"], atol=1e-8)
+
+
+def test_nve_conserves_energy_in_float64(checkpoint):
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = MLFFCalculator(checkpoint, dtype="float64")
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(1))
+    dyn = VelocityVerlet(atoms, timestep=0.25 * units.fs)
+    energies = []
+    dyn.attach(lambda: energies.append(atoms.get_total_energy()), interval=1)
+    dyn.run(200)
+    drift = np.ptp(energies) / len(atoms)
+    assert drift < 1e-4, f"total energy varied by {drift:.2e} eV/atom over 50 fs"
+
+
+def test_mlff_load_and_model_object(checkpoint):
+    model = mlff.load(checkpoint)
+    assert model.metadata == {"note": "untrained"}
+    atoms = molecule("H2O")
+    atoms.calc = mlff.MLFFCalculator(model)
+    assert np.isfinite(atoms.get_potential_energy())
+
+
+def test_unknown_element_is_named(checkpoint):
+    atoms = Atoms("FeO", positions=[[0, 0, 0], [1.7, 0, 0]])
+    atoms.calc = MLFFCalculator(checkpoint)
+    with pytest.raises(StructureError, match=r"Fe \(Z=26\)"):
+        atoms.get_potential_energy()
+
+
+def test_checkpoint_errors(checkpoint, tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        MLFFCalculator(tmp_path / "missing.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        MLFFCalculator(truncated)
+    old = torch.load(checkpoint, weights_only=True)
+    old["format_version"] = FORMAT_VERSION + 1
+    torch.save(old, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match=f"format version {FORMAT_VERSION + 1}"):
+        MLFFCalculator(tmp_path / "future.pt")
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not an mlff checkpoint"):
+        MLFFCalculator(tmp_path / "foreign.pt")
+
+
+def test_interrupted_save_keeps_the_old_checkpoint(checkpoint, tmp_path, monkeypatch):
+    target = tmp_path / "model.pt"
+    target.write_bytes(checkpoint.read_bytes())
+    model = mlff.load(checkpoint)
+
+    def explode(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", explode)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(model, target)
+    assert target.read_bytes() == checkpoint.read_bytes()
+    assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_is_a_clear_error(checkpoint):
+    with pytest.raises(MLFFError, match="CUDA is not available"):
+        MLFFCalculator(checkpoint, device="cuda")
+
+
+def test_nan_positions_are_refused(checkpoint):
+    atoms = molecule("H2O")
+    atoms.calc = MLFFCalculator(checkpoint)
+    atoms.positions[0, 0] = np.nan
+    with pytest.raises(MLFFError, match="NaN"):
+        atoms.get_potential_energy()
