@@ -1,0 +1,79 @@
+"""``mlff md deck.yaml``, ``mlff relax deck.yaml`` and ``mlff info model.pt``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mlff.cli import Command
+from mlff.errors import ConfigError
+
+
+def _deck_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("deck", help="YAML deck (see md/ for examples)")
+    parser.add_argument("--steps", type=int, help="override md.steps or relax.steps")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _load(args, kind: str):
+    from mlff.dynamics.deck import load_deck
+
+    deck = load_deck(args.deck)
+    section = getattr(deck, kind)
+    if section is None:
+        other = "relax" if kind == "md" else "md"
+        raise ConfigError(f"{args.deck} describes an {other!r} run; use 'mlff {other} {args.deck}'")
+    if args.steps is not None:
+        section.steps = args.steps
+    if args.no_progress:
+        deck.output.progress = False
+    return deck
+
+
+def _md(args) -> int:
+    from mlff.dynamics.runner import run_md
+
+    summary = run_md(_load(args, "md"))
+    print(summary.format())
+    return 3 if summary.stopped else 0
+
+
+def _relax(args) -> int:
+    from mlff.dynamics.runner import run_relax
+
+    summary = run_relax(_load(args, "relax"))
+    print(summary.format())
+    return 3 if summary.stopped else 0
+
+
+def _info_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="checkpoint file or shipped potential name")
+
+
+def _info(args) -> int:
+    from ase.data import chemical_symbols
+
+    from mlff.calculator import potentials_dir
+    from mlff.models.checkpoint import read_checkpoint
+
+    path = args.model
+    shipped = potentials_dir() / str(path) / "model.pt"
+    payload = read_checkpoint(shipped if shipped.is_file() else path)
+    params = sum(v.numel() for k, v in payload["state_dict"].items())
+    print(f"model        {payload['model']['name']} (format v{payload['format_version']})")
+    print(f"species      {', '.join(chemical_symbols[z] for z in payload['species'])}")
+    print(f"cutoff       {payload['cutoff']} Å")
+    print(f"parameters   {params:,} (weights and buffers)")
+    print(f"E0 (eV)      {', '.join(f'{chemical_symbols[int(z)]} {e:.4f}' for z, e in payload['e0'].items())}")
+    print(f"config       {json.dumps(payload['model']['config'])}")
+    for key in ("metadata", "metrics"):
+        if payload.get(key):
+            print(f"{key:<12} {json.dumps(payload[key], indent=2, default=str)}")
+    return 0
+
+
+COMMANDS = [
+    Command(("md",), "run molecular dynamics from a YAML deck", _deck_arguments, _md),
+    Command(("relax",), "relax a structure (positions, optionally the cell) from a YAML deck", _deck_arguments, _relax),
+    Command(("info",), "print a model's card: species, cutoff, parameters, data, metrics", _info_arguments, _info),
+]

@@ -1,0 +1,186 @@
+"""Run a deck: MD with ASE's integrators or a relaxation with ASE's optimizers.
+
+Writes the trajectory (atomically), an ASE-style log, a PNG of energies and temperature versus
+time, and returns a summary (including the NVE drift in meV/atom/ps). The guard stops a run that
+blows up; the trajectory then ends with the last good frame.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from ase import Atoms, units
+from ase.filters import FrechetCellFilter
+from ase.md import MDLogger
+from ase.md.langevin import Langevin
+from ase.md.nose_hoover_chain import IsotropicMTKNPT, NoseHooverChainNVT
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.verlet import VelocityVerlet
+from ase.optimize import BFGS, FIRE, LBFGS
+from tqdm import tqdm
+
+from mlff.calculator import MLFFCalculator
+from mlff.data.labels import set_labels
+from mlff.dynamics.deck import Deck, MDSpec, PotentialSpec
+from mlff.dynamics.guard import BlowUp, check
+from mlff.dynamics.plot import plot_run
+from mlff.dynamics.structure import build_structure
+from mlff.dynamics.trajectory import TrajectoryWriter
+from mlff.models.energy_model import EnergyModel
+from mlff.models.registry import build_network
+
+
+@dataclass
+class RunSummary:
+    kind: str
+    steps: int
+    seconds: float
+    frames: int
+    stopped: str | None = None  # the guard's reason, if it stopped the run
+    drift_mev_atom_ps: float | None = None
+    converged: bool | None = None
+    series: dict = field(default_factory=dict)
+
+    def format(self) -> str:
+        lines = [f"{self.kind}: {self.steps} steps in {self.seconds:.1f} s ({self.steps / max(self.seconds, 1e-9):.1f} steps/s), "
+                 f"{self.frames} frames written"]
+        if self.drift_mev_atom_ps is not None:
+            lines.append(f"NVE energy drift: {self.drift_mev_atom_ps:+.3g} meV/atom/ps")
+        if self.converged is not None:
+            lines.append("converged" if self.converged else "not converged within the step limit")
+        if self.stopped:
+            lines.append(f"stopped by the guard: {self.stopped}; the trajectory ends with the last good frame")
+        return "\n".join(lines)
+
+
+def _snapshot(atoms: Atoms) -> Atoms:
+    """A copy carrying its own results (the live calculator moves on with the run)."""
+    copy = atoms.copy()
+    results = atoms.calc.results
+    return set_labels(copy, results.get("energy"), results.get("forces"), results.get("stress"))
+
+
+def make_calculator(spec: PotentialSpec, atoms: Atoms) -> MLFFCalculator:
+    if spec.model is not None:
+        return MLFFCalculator(spec.model, device=spec.device, dtype=spec.dtype, skin=spec.skin)
+    torch.manual_seed(spec.seed)
+    species = spec.species or sorted(set(atoms.numbers.tolist()))
+    network = build_network("equiformer_v2", preset=spec.preset, species=species)
+    print(f"note: potential is an UNTRAINED {spec.preset} network (seed {spec.seed}); results are not physical",
+          file=sys.stderr)
+    return MLFFCalculator(EnergyModel(network), device=spec.device, dtype=spec.dtype, skin=spec.skin)
+
+
+def _integrator(atoms: Atoms, md: MDSpec, logfile: str, log_interval: int):
+    dt = md.timestep * units.fs
+    rng = np.random.default_rng(md.seed)
+    if md.ensemble == "nve":
+        dyn = VelocityVerlet(atoms, timestep=dt)
+    elif md.ensemble == "langevin":
+        dyn = Langevin(atoms, timestep=dt, temperature_K=md.temperature, friction=md.friction / units.fs,
+                       fixcm=False, rng=rng)
+    elif md.ensemble == "nose_hoover":
+        dyn = NoseHooverChainNVT(atoms, timestep=dt, temperature_K=md.temperature, tdamp=md.tdamp * units.fs)
+    else:
+        dyn = IsotropicMTKNPT(atoms, timestep=dt, temperature_K=md.temperature, pressure_au=md.pressure * units.GPa,
+                              tdamp=md.tdamp * units.fs, pdamp=md.pdamp * units.fs)
+    dyn.attach(MDLogger(dyn, atoms, logfile, header=True, stress=md.ensemble == "npt", mode="w"),
+               interval=log_interval)
+    return dyn
+
+
+def run_md(deck: Deck) -> RunSummary:
+    md, out = deck.md, deck.output
+    atoms = build_structure(deck.structure)
+    atoms.calc = make_calculator(deck.potential, atoms)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=md.temperature, rng=np.random.default_rng(md.seed))
+    Stationary(atoms)
+    if not any(atoms.pbc):
+        ZeroRotation(atoms)
+    dyn = _integrator(atoms, md, out.log, out.log_interval)
+    writer = TrajectoryWriter(out.trajectory)
+    series = {"time_ps": [], "potential": [], "kinetic": [], "total": [], "temperature": []}
+    n = len(atoms)
+    stopped, last_good, step = None, None, 0
+    start = time.perf_counter()
+    bar = tqdm(total=md.steps, desc=f"MD {md.ensemble}", unit="step", disable=not out.progress, file=sys.stderr)
+    try:
+        for step in range(md.steps + 1):
+            if step:
+                dyn.run(1)
+                bar.update(1)
+            temperature = atoms.get_temperature()
+            check(atoms, deck.guard, temperature)
+            last_good = _snapshot(atoms)
+            if step % out.log_interval == 0 or step == md.steps:
+                epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
+                for key, value in zip(series, (step * md.timestep / 1000, epot, ekin, epot + ekin, temperature)):
+                    series[key].append(value)
+                bar.set_postfix(T=f"{temperature:.0f}K", E=f"{epot + ekin:.4f}eV")
+            if step % out.interval == 0:
+                writer.write(atoms)
+    except BlowUp as exc:
+        stopped = str(exc)
+        if last_good is not None:
+            writer.write(last_good)
+    except BaseException:
+        bar.close()
+        print(f"run crashed; {out.trajectory} is unchanged, frames so far are in {writer.abandon()}", file=sys.stderr)
+        raise
+    bar.close()
+    writer.close()
+    seconds = time.perf_counter() - start
+    drift = None
+    if md.ensemble == "nve" and len(series["time_ps"]) > 2:
+        slope = np.polyfit(series["time_ps"], np.asarray(series["total"]) / n, 1)[0]
+        drift = float(slope * 1000)
+    if out.plot:
+        plot_run(series, out.plot, title=f"{md.ensemble.upper()} MD, {n} atoms")
+    return RunSummary("md", max(step, 0), seconds, writer.frames, stopped, drift, series=series)
+
+
+def run_relax(deck: Deck) -> RunSummary:
+    relax, out = deck.relax, deck.output
+    atoms = build_structure(deck.structure)
+    atoms.calc = make_calculator(deck.potential, atoms)
+    target = FrechetCellFilter(atoms) if relax.cell else atoms
+    optimizer = {"BFGS": BFGS, "FIRE": FIRE, "LBFGS": LBFGS}[relax.optimizer](target, logfile=out.log)
+    writer = TrajectoryWriter(out.trajectory)
+    series = {"step": [], "potential": [], "fmax": []}
+    stopped, last_good = None, None
+    start = time.perf_counter()
+    bar = tqdm(total=relax.steps, desc=f"relax {relax.optimizer}", unit="step", disable=not out.progress,
+               file=sys.stderr)
+    converged = False
+    try:
+        for _ in optimizer.irun(fmax=relax.fmax, steps=relax.steps):
+            check(atoms, deck.guard)
+            last_good = _snapshot(atoms)
+            fmax = float(np.sqrt((target.get_forces() ** 2).sum(1)).max())
+            series["step"].append(optimizer.nsteps)
+            series["potential"].append(atoms.get_potential_energy())
+            series["fmax"].append(fmax)
+            if optimizer.nsteps % out.interval == 0:
+                writer.write(atoms)
+            bar.update(1)
+            bar.set_postfix(E=f"{series['potential'][-1]:.4f}eV", fmax=f"{fmax:.3f}")
+            converged = fmax < relax.fmax
+        writer.write(atoms)
+    except BlowUp as exc:
+        stopped = str(exc)
+        if last_good is not None:
+            writer.write(last_good)
+    except BaseException:
+        bar.close()
+        print(f"run crashed; {out.trajectory} is unchanged, frames so far are in {writer.abandon()}", file=sys.stderr)
+        raise
+    bar.close()
+    writer.close()
+    if out.plot:
+        plot_run(series, out.plot, title=f"{relax.optimizer} relaxation, {len(atoms)} atoms")
+    return RunSummary("relax", optimizer.nsteps, time.perf_counter() - start, writer.frames, stopped,
+                      converged=converged, series=series)

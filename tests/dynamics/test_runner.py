@@ -1,0 +1,156 @@
+"""The MD/relaxation driver with real ASE integrators and optimizers, files on disk."""
+
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pytest
+import yaml
+
+from mlff.cli import main
+from mlff.dynamics import load_deck, run_md, run_relax
+from mlff.errors import ConfigError
+
+DECKS = Path(__file__).resolve().parents[2] / "md"
+
+
+def write_deck(tmp_path, **sections):
+    base = {
+        "structure": {"system": "md17:ethanol"},
+        "potential": {"preset": "small", "species": [1, 6, 8], "dtype": "float64"},
+        "output": {"trajectory": str(tmp_path / "traj.xyz"), "interval": 5, "log": str(tmp_path / "run.log"),
+                   "log_interval": 5, "plot": str(tmp_path / "run.png"), "progress": False},
+    }
+    for key, value in sections.items():
+        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+    path = tmp_path / "deck.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
+def test_nve_run_writes_trajectory_log_plot_and_small_drift(tmp_path):
+    deck = load_deck(write_deck(tmp_path, md={"ensemble": "nve", "timestep": 0.25, "steps": 60, "temperature": 300}))
+    summary = run_md(deck)
+    frames = ase.io.read(tmp_path / "traj.xyz", ":")
+    assert len(frames) == summary.frames == 13 and summary.stopped is None
+    assert (tmp_path / "run.png").read_bytes()[:4] == b"\x89PNG"
+    log = (tmp_path / "run.log").read_text().splitlines()
+    assert log[0].split()[:2] == ["Time[ps]", "Etot[eV]"] and len(log) == 14
+    assert abs(summary.drift_mev_atom_ps) < 1.0
+    total = np.asarray(summary.series["total"])
+    assert np.ptp(total) / 9 < 1e-5  # float64, 0.25 fs: energy conserved to 1e-5 eV/atom
+
+
+@pytest.mark.parametrize("ensemble", ["langevin", "nose_hoover"])
+def test_thermostats_run(tmp_path, ensemble):
+    deck = load_deck(write_deck(tmp_path, md={"ensemble": ensemble, "steps": 10, "temperature": 500}))
+    summary = run_md(deck)
+    assert summary.steps == 10 and summary.drift_mev_atom_ps is None
+
+
+def test_npt_changes_the_cell(tmp_path):
+    deck = load_deck(write_deck(
+        tmp_path,
+        structure={"system": None, "builder": "bulk", "args": ["Cu", "fcc"], "kwargs": {"a": 3.61, "cubic": True}},
+        potential={"species": [29]},
+        md={"ensemble": "npt", "steps": 5, "temperature": 300, "pressure": 1.0, "timestep": 2.0, "pdamp": 50},
+    ))
+    deck.structure.system = None
+    run_md(deck)
+    frames = ase.io.read(tmp_path / "traj.xyz", ":")
+    assert not np.allclose(frames[0].cell.volume, frames[-1].cell.volume)
+
+
+def test_guard_stops_and_keeps_the_last_good_frame(tmp_path):
+    md = {"steps": 40, "temperature": 600, "timestep": 1.0}
+    output = {"interval": 1, "log_interval": 1}
+    run_md(load_deck(write_deck(tmp_path, md=md, output=output)))
+    fmax = np.array([np.linalg.norm(f.get_forces(), axis=1).max() for f in ase.io.read(tmp_path / "traj.xyz", ":")])
+    first_above = int(np.argmax(fmax > 0.5 * (fmax[0] + fmax.max())))
+    assert first_above > 0, "the forces never grew: pick another setting"
+    limit = float(0.5 * (fmax[0] + fmax.max()))
+    summary = run_md(load_deck(write_deck(tmp_path, md=md, guard={"max_force": limit}, output=output)))
+    assert summary.stopped.startswith("force of") and "exceeds the limit" in summary.stopped
+    assert summary.steps == first_above
+    frames = ase.io.read(tmp_path / "traj.xyz", ":")
+    assert len(frames) == first_above + 1  # frames 0 .. first_above-1, then the last good one again
+    assert np.linalg.norm(frames[-1].get_forces(), axis=1).max() <= limit
+
+
+def test_crash_leaves_the_existing_trajectory_untouched(tmp_path, monkeypatch):
+    old = tmp_path / "traj.xyz"
+    old.write_text("previous good trajectory\n")
+    deck = load_deck(write_deck(tmp_path, md={"steps": 20}))
+    import mlff.dynamics.runner as runner
+
+    calls = {"n": 0}
+    real = runner.check
+
+    def crash(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "check", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_md(deck)
+    assert old.read_text() == "previous good trajectory\n"
+    partial = tmp_path / ".traj.xyz.partial.xyz"
+    assert len(ase.io.read(partial, ":")) == 2  # frames 0 and 5 were written before the crash
+
+
+def test_relaxation_with_fixed_bottom_layers(tmp_path):
+    deck = load_deck(write_deck(
+        tmp_path, structure={"system": "oc20:CO/Cu(111)"}, potential={"species": [6, 8, 29]},
+        relax={"optimizer": "BFGS", "fmax": 0.05, "steps": 100},
+        output={"interval": 1},
+    ))
+    summary = run_relax(deck)
+    frames = ase.io.read(tmp_path / "traj.xyz", ":")
+    fixed = frames[0].constraints[0].get_indices()
+    assert len(fixed) == 18
+    np.testing.assert_array_equal(frames[0].positions[fixed], frames[-1].positions[fixed])
+    assert summary.converged and summary.series["fmax"][-1] < 0.05 < summary.series["fmax"][0]
+
+
+def test_deck_errors_name_the_problem(tmp_path):
+    bad = write_deck(tmp_path, md={"steps": 10, "tempreature": 300})
+    with pytest.raises(ConfigError, match="unknown key md.tempreature"):
+        load_deck(bad)
+    bad = write_deck(tmp_path, md={"steps": "ten"})
+    with pytest.raises(ConfigError, match="md.steps: expected int"):
+        load_deck(bad)
+    bad = write_deck(tmp_path, md={"ensemble": "nvx"})
+    with pytest.raises(ConfigError, match="nvx"):
+        load_deck(bad)
+    assert main(["md", str(tmp_path / "missing.yaml")]) == 2
+
+
+@pytest.mark.parametrize("deck", sorted(p.name for p in DECKS.glob("*.yaml")))
+def test_shipped_decks_are_valid(deck):
+    loaded = load_deck(DECKS / deck)
+    assert (loaded.md is None) != (loaded.relax is None)
+
+
+def test_cli_md_and_info(tmp_path, checkpoint_file, capsys):
+    deck = write_deck(tmp_path, md={"steps": 5}, potential={"preset": None, "model": str(checkpoint_file)})
+    assert main(["md", str(deck), "--no-progress"]) == 0
+    assert "md: 5 steps" in capsys.readouterr().out
+    assert main(["info", str(checkpoint_file)]) == 0
+    out = capsys.readouterr().out
+    assert "species      H, C, O" in out and "cutoff       5.0 Å" in out and '"note": "card"' in out
+
+
+@pytest.fixture
+def checkpoint_file(tmp_path):
+    import torch
+
+    from mlff.models.checkpoint import save_checkpoint
+    from mlff.models.energy_model import EnergyModel
+    from mlff.models.registry import build_network
+
+    torch.manual_seed(0)
+    path = tmp_path / "m.pt"
+    save_checkpoint(EnergyModel(build_network(preset="small", species=[1, 6, 8])), path, metadata={"note": "card"})
+    return path
