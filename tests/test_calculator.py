@@ -161,3 +161,23 @@ def test_nan_positions_are_refused(checkpoint):
     atoms.positions[0, 0] = np.nan
     with pytest.raises(MLFFError, match="NaN"):
         atoms.get_potential_energy()
+
+
+def test_ase_conventions_calculation_required_reset_and_cell_filter(checkpoint):
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS
+
+    atoms = bulk("Cu", "fcc", a=3.5, cubic=True)
+    calc = MLFFCalculator(checkpoint, dtype="float64")
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    assert not calc.calculation_required(atoms, ["energy", "forces"])
+    assert calc.calculation_required(atoms, ["stress"])
+    atoms.positions[0, 0] += 0.01
+    assert calc.calculation_required(atoms, ["energy"])
+    calc.reset()
+    assert calc.results == {} and calc.neighbors.builds == 0
+    volume = atoms.get_volume()
+    stress0 = np.abs(atoms.get_stress()).max()
+    BFGS(FrechetCellFilter(atoms), logfile=None).run(fmax=0.01, steps=5)
+    assert atoms.get_volume() != volume and np.abs(atoms.get_stress()).max() < stress0

@@ -93,3 +93,11 @@ def test_separate_processes_write_identical_files(tmp_path):
         subprocess.run([sys.executable, "-m", "mlff.cli", *argv, "-o", str(tmp_path / name)], env=env,
                        check=True, capture_output=True)
     assert (tmp_path / "a.xyz").read_bytes() == (tmp_path / "b.xyz").read_bytes()
+
+
+@pytest.mark.parametrize("command", [["md"], ["relax"], ["info"], ["bench", "model"], ["data", "stats"]])
+def test_every_command_has_help(command, capsys):
+    from mlff.cli import main as cli_main
+
+    assert cli_main([*command, "--help"]) == 0
+    assert "usage: mlff " + " ".join(command) in capsys.readouterr().out
