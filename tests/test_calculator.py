@@ -181,3 +181,15 @@ def test_ase_conventions_calculation_required_reset_and_cell_filter(checkpoint):
     stress0 = np.abs(atoms.get_stress()).max()
     BFGS(FrechetCellFilter(atoms), logfile=None).run(fmax=0.01, steps=5)
     assert atoms.get_volume() != volume and np.abs(atoms.get_stress()).max() < stress0
+
+
+def test_shipped_potential_by_name(checkpoint, tmp_path, monkeypatch):
+    folder = tmp_path / "potentials" / "toy-potential"
+    folder.mkdir(parents=True)
+    (folder / "model.pt").write_bytes(checkpoint.read_bytes())
+    monkeypatch.setenv("MLFF_POTENTIALS", str(tmp_path / "potentials"))
+    atoms = molecule("H2O")
+    atoms.calc = MLFFCalculator("toy-potential")
+    assert np.isfinite(atoms.get_potential_energy())
+    with pytest.raises(CheckpointError, match="does not exist"):
+        MLFFCalculator("no-such-potential")
