@@ -7,6 +7,7 @@ blows up; the trajectory then ends with the last good frame.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -57,6 +58,25 @@ class RunSummary:
         return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _recording(out, description: str, total: int):
+    """Trajectory writer and progress bar for a run.
+
+    On success (including a guard stop) the finished trajectory replaces the target; if the run
+    crashes the target keeps its old content and the frames written so far stay in the partial file.
+    """
+    writer = TrajectoryWriter(out.trajectory)
+    bar = tqdm(total=total, desc=description, unit="step", disable=not out.progress, file=sys.stderr)
+    try:
+        yield writer, bar
+    except BaseException:
+        bar.close()
+        print(f"run crashed; {out.trajectory} is unchanged, frames so far are in {writer.abandon()}", file=sys.stderr)
+        raise
+    bar.close()
+    writer.close()
+
+
 def _snapshot(atoms: Atoms) -> Atoms:
     """A copy carrying its own results (the live calculator moves on with the run)."""
     copy = atoms.copy()
@@ -102,37 +122,30 @@ def run_md(deck: Deck) -> RunSummary:
     if not any(atoms.pbc):
         ZeroRotation(atoms)
     dyn = _integrator(atoms, md, out.log, out.log_interval)
-    writer = TrajectoryWriter(out.trajectory)
     series = {"time_ps": [], "potential": [], "kinetic": [], "total": [], "temperature": []}
     n = len(atoms)
     stopped, last_good, step = None, None, 0
     start = time.perf_counter()
-    bar = tqdm(total=md.steps, desc=f"MD {md.ensemble}", unit="step", disable=not out.progress, file=sys.stderr)
-    try:
-        for step in range(md.steps + 1):
-            if step:
-                dyn.run(1)
-                bar.update(1)
-            temperature = atoms.get_temperature()
-            check(atoms, deck.guard, temperature)
-            last_good = _snapshot(atoms)
-            if step % out.log_interval == 0 or step == md.steps:
-                epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
-                for key, value in zip(series, (step * md.timestep / 1000, epot, ekin, epot + ekin, temperature)):
-                    series[key].append(value)
-                bar.set_postfix(T=f"{temperature:.0f}K", E=f"{epot + ekin:.4f}eV")
-            if step % out.interval == 0:
-                writer.write(atoms)
-    except BlowUp as exc:
-        stopped = str(exc)
-        if last_good is not None:
-            writer.write(last_good)
-    except BaseException:
-        bar.close()
-        print(f"run crashed; {out.trajectory} is unchanged, frames so far are in {writer.abandon()}", file=sys.stderr)
-        raise
-    bar.close()
-    writer.close()
+    with _recording(out, f"MD {md.ensemble}", md.steps) as (writer, bar):
+        try:
+            for step in range(md.steps + 1):
+                if step:
+                    dyn.run(1)
+                    bar.update(1)
+                temperature = atoms.get_temperature()
+                check(atoms, deck.guard, temperature)
+                last_good = _snapshot(atoms)
+                if step % out.log_interval == 0 or step == md.steps:
+                    epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
+                    for key, value in zip(series, (step * md.timestep / 1000, epot, ekin, epot + ekin, temperature)):
+                        series[key].append(value)
+                    bar.set_postfix(T=f"{temperature:.0f}K", E=f"{epot + ekin:.4f}eV")
+                if step % out.interval == 0:
+                    writer.write(atoms)
+        except BlowUp as exc:
+            stopped = str(exc)
+            if last_good is not None:
+                writer.write(last_good)
     seconds = time.perf_counter() - start
     drift = None
     if md.ensemble == "nve" and len(series["time_ps"]) > 2:
@@ -149,37 +162,28 @@ def run_relax(deck: Deck) -> RunSummary:
     atoms.calc = make_calculator(deck.potential, atoms)
     target = FrechetCellFilter(atoms) if relax.cell else atoms
     optimizer = {"BFGS": BFGS, "FIRE": FIRE, "LBFGS": LBFGS}[relax.optimizer](target, logfile=out.log)
-    writer = TrajectoryWriter(out.trajectory)
     series = {"step": [], "potential": [], "fmax": []}
-    stopped, last_good = None, None
+    stopped, last_good, converged = None, None, False
     start = time.perf_counter()
-    bar = tqdm(total=relax.steps, desc=f"relax {relax.optimizer}", unit="step", disable=not out.progress,
-               file=sys.stderr)
-    converged = False
-    try:
-        for _ in optimizer.irun(fmax=relax.fmax, steps=relax.steps):
-            check(atoms, deck.guard)
-            last_good = _snapshot(atoms)
-            fmax = float(np.sqrt((target.get_forces() ** 2).sum(1)).max())
-            series["step"].append(optimizer.nsteps)
-            series["potential"].append(atoms.get_potential_energy())
-            series["fmax"].append(fmax)
-            if optimizer.nsteps % out.interval == 0:
-                writer.write(atoms)
-            bar.update(1)
-            bar.set_postfix(E=f"{series['potential'][-1]:.4f}eV", fmax=f"{fmax:.3f}")
-            converged = fmax < relax.fmax
-        writer.write(atoms)
-    except BlowUp as exc:
-        stopped = str(exc)
-        if last_good is not None:
-            writer.write(last_good)
-    except BaseException:
-        bar.close()
-        print(f"run crashed; {out.trajectory} is unchanged, frames so far are in {writer.abandon()}", file=sys.stderr)
-        raise
-    bar.close()
-    writer.close()
+    with _recording(out, f"relax {relax.optimizer}", relax.steps) as (writer, bar):
+        try:
+            for _ in optimizer.irun(fmax=relax.fmax, steps=relax.steps):
+                check(atoms, deck.guard)
+                last_good = _snapshot(atoms)
+                fmax = float(np.sqrt((target.get_forces() ** 2).sum(1)).max())
+                series["step"].append(optimizer.nsteps)
+                series["potential"].append(atoms.get_potential_energy())
+                series["fmax"].append(fmax)
+                if optimizer.nsteps % out.interval == 0:
+                    writer.write(atoms)
+                bar.update(1)
+                bar.set_postfix(E=f"{series['potential'][-1]:.4f}eV", fmax=f"{fmax:.3f}")
+                converged = fmax < relax.fmax
+            writer.write(atoms)
+        except BlowUp as exc:
+            stopped = str(exc)
+            if last_good is not None:
+                writer.write(last_good)
     if out.plot:
         plot_run(series, out.plot, title=f"{relax.optimizer} relaxation, {len(atoms)} atoms")
     return RunSummary("relax", optimizer.nsteps, time.perf_counter() - start, writer.frames, stopped,
