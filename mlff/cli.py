@@ -29,7 +29,7 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-PROVIDERS = ("mlff.data.cli", "mlff.data.generate.cli", "mlff.dynamics.cli", "mlff.bench.cli")
+PROVIDERS = ("mlff.data.cli", "mlff.data.generate.cli", "mlff.dynamics.cli", "mlff.train.cli", "mlff.bench.cli")
 GROUPS = {
     (): "Machine-learned force fields: data, training, evaluation, MD and benchmarks.",
     ("data",): "reference data: generate, inspect and split datasets",

@@ -1,0 +1,1 @@
+"""Training: config, losses, trainer with EMA and exact resume, evaluation and plots."""

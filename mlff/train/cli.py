@@ -1,0 +1,57 @@
+"""``mlff train config.yaml [--resume]`` and ``mlff eval model.pt data.xyz``."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlff.cli import Command
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="training config (YAML)")
+    parser.add_argument("--resume", action="store_true", help="continue from <output>/train_state.pt")
+
+
+def _train(args) -> int:
+    from mlff.train.config import load_config
+    from mlff.train.run import train
+
+    train(load_config(args.config), resume=args.resume)
+    return 0
+
+
+def _eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="checkpoint or shipped potential name")
+    parser.add_argument("data", nargs="+", help="labelled structure files")
+    parser.add_argument("--energy-key", default="energy")
+    parser.add_argument("--forces-key", default="forces")
+    parser.add_argument("--parity", help="prefix for parity PNGs (e.g. out/parity)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+
+
+def _eval(args) -> int:
+    import torch
+
+    from mlff.calculator import load
+    from mlff.data.formats import read_structures
+    from mlff.data.labels import LabelKeys
+    from mlff.train.plots import parity_plots
+    from mlff.train.trainer import evaluate, format_metrics
+
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    model = load(args.model, device=args.device, dtype=dtype)
+    device = next(model.buffers()).device
+    keys = LabelKeys(args.energy_key, args.forces_key)
+    for path in args.data:
+        structures = read_structures(path, keys=keys)
+        print(f"{path} ({len(structures)} structures): {format_metrics(evaluate(model, structures, 16, device, dtype))}")
+        if args.parity:
+            parity_plots(model, structures, args.parity, device, dtype)
+    return 0
+
+
+COMMANDS = [
+    Command(("train",), "train a potential from a YAML config", _train_arguments, _train),
+    Command(("eval",), "energy/force errors of a model on labelled data, with parity plots", _eval_arguments, _eval),
+]

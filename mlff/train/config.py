@@ -1,0 +1,112 @@
+"""The training configuration (``mlff train config.yaml``), mapped onto dataclasses.
+
+Example::
+
+    data: {train: [ethanol.xyz], split: {val: 0.1, test: 0.1, seed: 0}}
+    model: {name: equiformer_v2, preset: small}
+    loss: {energy_weight: 1.0, forces_weight: 10.0, kind: mse}
+    optim: {lr: 0.002, schedule: cosine, warmup_steps: 50, ema_decay: 0.99}
+    epochs: 50
+    batch_size: 8
+    output: runs/ethanol
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mlff.config import load_yaml
+from mlff.errors import ConfigError
+
+
+@dataclass
+class KeysConfig:
+    energy: str = "energy"
+    forces: str = "forces"
+    stress: str = "stress"
+
+
+@dataclass
+class SplitConfig:
+    val: float = 0.1  # fraction (< 1) or count
+    test: float = 0.1
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    train: list[str] = field(default_factory=list)  # files; split into train/val/test unless val is given
+    val: list[str] | None = None
+    test: list[str] | None = None
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "equiformer_v2"
+    preset: str | None = "small"
+    options: dict = field(default_factory=dict)  # overrides of the preset
+
+
+@dataclass
+class LossConfig:
+    kind: str = "mse"  # mse | mae | huber
+    huber_delta: float = 0.01
+    energy_weight: float = 1.0  # on the per-atom energy
+    forces_weight: float = 10.0
+    stress_weight: float = 0.0
+    stage_two_fraction: float | None = None  # e.g. 0.8: the last 20 % of steps use the weights below
+    stage_two_energy_weight: float = 100.0
+    stage_two_forces_weight: float = 10.0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # cosine | plateau | constant
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.01
+    plateau_patience: int = 5
+    plateau_factor: float = 0.5
+    clip_grad: float | None = 10.0
+    ema_decay: float | None = 0.99
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    e0: dict | str = "fit"  # "fit" (least squares on the train set) or {Z: eV}
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 8
+    val_every: int = 1  # epochs
+    checkpoint_every: int = 100  # steps
+    device: str = "auto"
+    dtype: str = "float32"
+    seed: int = 0
+    output: str = "run"
+    progress: bool = True
+
+    def check(self) -> "TrainConfig":
+        if not self.data.train:
+            raise ConfigError("data.train must list at least one file")
+        if self.loss.kind not in ("mse", "mae", "huber"):
+            raise ConfigError(f"loss.kind {self.loss.kind!r} is not one of mse, mae, huber")
+        if self.optim.schedule not in ("cosine", "plateau", "constant"):
+            raise ConfigError(f"optim.schedule {self.optim.schedule!r} is not one of cosine, plateau, constant")
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype {self.dtype!r} is not float32 or float64")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("epochs and batch_size must be >= 1")
+        if isinstance(self.e0, str) and self.e0 != "fit":
+            raise ConfigError(f"e0 must be 'fit' or a mapping {{Z: energy}}, got {self.e0!r}")
+        return self
+
+
+def load_config(path) -> TrainConfig:
+    return load_yaml(TrainConfig, path).check()

@@ -1,0 +1,65 @@
+"""Data and model set-up for training: read files, split, fit E0 and scales, build the network."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ase import Atoms
+
+from mlff.data.dataset import make_splits, save_splits
+from mlff.data.formats import read_structures
+from mlff.data.labels import LabelKeys
+from mlff.data.statistics import compute_statistics, fit_e0
+from mlff.models.energy_model import EnergyModel
+from mlff.models.registry import build_network
+from mlff.train.config import TrainConfig
+
+
+@dataclass
+class TrainingData:
+    train: list[Atoms]
+    val: list[Atoms]
+    test: list[Atoms]
+    metadata: dict = field(default_factory=dict)
+
+
+def _count_or_fraction(value: float):
+    return int(value) if value >= 1 else value
+
+
+def load_training_data(cfg: TrainConfig) -> TrainingData:
+    d = cfg.data
+    keys = LabelKeys(d.keys.energy, d.keys.forces, d.keys.stress)
+    read = lambda files: [a for f in files for a in read_structures(f, keys=keys)]  # noqa: E731
+    train = read(d.train)
+    if d.val is None:
+        splits = make_splits(len(train), _count_or_fraction(d.split.val), _count_or_fraction(d.split.test), d.split.seed)
+        save_splits(Path(cfg.output) / "splits", splits)
+        val, test = [train[i] for i in splits["val"]], [train[i] for i in splits["test"]]
+        train = [train[i] for i in splits["train"]]
+    else:
+        val, test = read(d.val), read(d.test or [])
+    metadata = {"train_files": list(d.train), "val_files": d.val, "test_files": d.test, "split": vars(d.split),
+                "n_train": len(train), "n_val": len(val), "n_test": len(test), "seed": cfg.seed}
+    return TrainingData(train, val, test, metadata)
+
+
+def build_model(cfg: TrainConfig, data: TrainingData, species: list[int] | None = None) -> EnergyModel:
+    """The network of the config, with E0 fitted on the training set and scales from its statistics."""
+    species = species or sorted({int(z) for a in data.train for z in a.numbers})
+    options = dict(cfg.model.options)
+    probe = build_network(cfg.model.name, preset=cfg.model.preset, species=species, **options)
+    if isinstance(cfg.e0, dict):
+        e0 = {int(z): float(v) for z, v in cfg.e0.items()}
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # single-composition data: minimum-norm E0 is fine here
+            e0 = fit_e0(data.train, species)
+    stats = compute_statistics(data.train, cutoff=probe.cutoff, e0=e0)
+    options.setdefault("avg_degree", max(stats.avg_num_neighbors, 1.0))
+    network = build_network(cfg.model.name, preset=cfg.model.preset, species=species, **options)
+    scale = stats.force_rms or stats.energy_per_atom_std or 1.0
+    data.metadata["statistics"] = stats.to_dict()
+    return EnergyModel(network, e0=e0, scale=scale)

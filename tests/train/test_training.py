@@ -1,0 +1,155 @@
+"""Training: losses, config errors, exact resume, NaN handling, and a real (short) xTB fit."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from mlff.data.generate import generate_md17
+from mlff.data.formats import write_structures
+from mlff.errors import ConfigError, StructureError
+from mlff.models.checkpoint import load_checkpoint
+from mlff.train.config import LossConfig, load_config
+from mlff.train.data import build_model, load_training_data
+from mlff.train.loss import loss_terms, weights_at
+from mlff.train.run import train
+from mlff.train.trainer import STATE_FILE, Trainer, TrainingError, evaluate
+
+
+@pytest.fixture(scope="module")
+def xtb_data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "ethanol.xyz"
+    frames = generate_md17("ethanol", 40, temperature=500, interval=10, equilibration=100, seed=3, progress=False)
+    write_structures(path, frames)
+    return path
+
+
+def config(tmp_path, data, **overrides):
+    cfg = {
+        "data": {"train": [str(data)], "split": {"val": 5, "test": 5, "seed": 0}},
+        "model": {"preset": "small", "options": {"num_layers": 1, "channels": 16, "attn_hidden": 16,
+                                                 "ffn_hidden": 16, "edge_channels": 16, "num_basis": 16}},
+        "optim": {"lr": 0.005, "warmup_steps": 2, "ema_decay": 0.9},
+        "epochs": 2, "batch_size": 6, "checkpoint_every": 2, "output": str(tmp_path / "run"), "progress": False,
+    }
+    for key, value in overrides.items():
+        cfg[key] = {**cfg[key], **value} if isinstance(value, dict) and key in cfg else value
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return load_config(path)
+
+
+def test_losses_and_stage_two():
+    from mlff.data import AtomicGraph
+    from ase.build import molecule
+    from mlff.data.labels import set_labels
+
+    atoms = set_labels(molecule("H2O"), energy=1.0, forces=np.zeros((3, 3)))
+    graph = AtomicGraph.from_atoms(atoms, 3.0, dtype=torch.float64)
+    out = {"energy": torch.tensor([1.3], dtype=torch.float64), "forces": torch.full((3, 3), 0.2, dtype=torch.float64)}
+    mse = loss_terms(out, graph, LossConfig(kind="mse", energy_weight=2.0, forces_weight=3.0))
+    assert mse["energy"].item() == pytest.approx((0.3 / 3) ** 2)
+    assert mse["forces"].item() == pytest.approx(0.04)
+    assert mse["total"].item() == pytest.approx(2 * (0.1) ** 2 + 3 * 0.04)
+    mae = loss_terms(out, graph, LossConfig(kind="mae"))
+    assert mae["forces"].item() == pytest.approx(0.2)
+    huber = loss_terms(out, graph, LossConfig(kind="huber", huber_delta=0.1))
+    assert huber["forces"].item() == pytest.approx(0.1 * (0.2 - 0.05))
+    cfg = LossConfig(stage_two_fraction=0.8, energy_weight=1, stage_two_energy_weight=100)
+    assert weights_at(cfg, 0.5)[0] == 1 and weights_at(cfg, 0.85)[0] == 100
+
+
+def test_config_errors_name_the_key(tmp_path, xtb_data):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"data": {"train": [str(xtb_data)]}, "optim": {"learnig_rate": 1}}))
+    with pytest.raises(ConfigError, match="unknown key optim.learnig_rate"):
+        load_config(path)
+    path.write_text(yaml.safe_dump({"data": {"train": [str(xtb_data)]}, "epochs": "many"}))
+    with pytest.raises(ConfigError, match="epochs: expected int"):
+        load_config(path)
+
+
+def test_short_training_on_xtb_reduces_force_error(tmp_path, xtb_data):
+    cfg = config(tmp_path, xtb_data, epochs=8)
+    data = load_training_data(cfg)
+    torch.manual_seed(cfg.seed)
+    before = evaluate(build_model(cfg, data), data.val, 8, torch.device("cpu"), torch.float32)
+    table = train(cfg, log=lambda *_: None)
+    assert table["val"]["force_mae"] < 0.8 * before["force_mae"]
+    model = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert model.metrics["test"]["force_mae"] == pytest.approx(table["test"]["force_mae"])
+    for name in ("learning_curve.png", "parity_energy.png", "parity_forces.png", "metrics.json", "splits/train.idx"):
+        assert (tmp_path / "run" / name).is_file()
+
+
+def test_resume_is_exact(tmp_path, xtb_data, monkeypatch):
+    reference = config(tmp_path / "a", xtb_data, checkpoint_every=3)
+    train(reference, log=lambda *_: None)
+    final = torch.load(tmp_path / "a" / "run" / STATE_FILE, weights_only=True)
+
+    interrupted = config(tmp_path / "b", xtb_data, checkpoint_every=3)
+    real_step = Trainer.train_step
+
+    def crash_at_step_8(self, indices):
+        if self.step == 8:
+            raise KeyboardInterrupt
+        return real_step(self, indices)
+
+    monkeypatch.setattr(Trainer, "train_step", crash_at_step_8)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, log=lambda *_: None)
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    assert torch.load(tmp_path / "b" / "run" / STATE_FILE, weights_only=True)["step"] == 6
+    train(interrupted, resume=True, log=lambda *_: None)
+    resumed = torch.load(tmp_path / "b" / "run" / STATE_FILE, weights_only=True)
+    assert resumed["step"] == final["step"]
+    for key in final["model"]:
+        assert torch.equal(final["model"][key], resumed["model"][key]), key
+    for key in final["ema"]:
+        assert torch.equal(final["ema"][key], resumed["ema"][key]), key
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_state(tmp_path, xtb_data, monkeypatch):
+    cfg = config(tmp_path, xtb_data, checkpoint_every=2)
+    import mlff.train.trainer as trainer_module
+
+    real = trainer_module.loss_terms
+
+    calls = {"n": 0}
+
+    def nan_at_step_5(out, graph, cfg_, progress=0.0):
+        terms = real(out, graph, cfg_, progress)
+        calls["n"] += 1
+        if calls["n"] == 6:  # the sixth optimisation step has index 5
+            terms["total"] = terms["total"] * math.nan
+        return terms
+
+    monkeypatch.setattr(trainer_module, "loss_terms", nan_at_step_5)
+    with pytest.raises(TrainingError, match="loss became nan at step 5"):
+        train(cfg, log=lambda *_: None)
+    state = torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)
+    # saved at steps 2 and 4 and at the end of epoch 1 (5 steps per epoch): the last good state is step 5
+    assert state["step"] == 5 and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_corrupt_state_on_resume_is_a_clear_error(tmp_path, xtb_data):
+    cfg = config(tmp_path, xtb_data)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / STATE_FILE).write_bytes(b"not a torch file")
+    with pytest.raises(TrainingError, match="corrupt or incompatible"):
+        train(cfg, resume=True, log=lambda *_: None)
+
+
+def test_element_absent_from_training_is_named(tmp_path, xtb_data):
+    cfg = config(tmp_path, xtb_data, epochs=1)
+    train(cfg, log=lambda *_: None)
+    model = load_checkpoint(tmp_path / "run" / "model.pt")
+    from ase.build import molecule
+    from mlff.data.labels import set_labels
+
+    water_n = set_labels(molecule("NH3"), energy=0.0, forces=np.zeros((4, 3)))
+    with pytest.raises(StructureError, match=r"N \(Z=7\)"):
+        evaluate(model, [water_n], 4, torch.device("cpu"), torch.float32)
