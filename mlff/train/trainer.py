@@ -23,6 +23,7 @@ from mlff.models.checkpoint import save_checkpoint
 from mlff.models.energy_model import EnergyModel
 from mlff.train.config import TrainConfig
 from mlff.train.data import TrainingData
+from mlff.train.distributed import average_gradients
 from mlff.train.loss import Metrics, loss_terms
 
 STATE_FILE = "train_state.pt"
@@ -33,8 +34,10 @@ class TrainingError(MLFFError):
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, data: TrainingData, model: EnergyModel, device: torch.device):
+    def __init__(self, cfg: TrainConfig, data: TrainingData, model: EnergyModel, device: torch.device,
+                 rank: int = 0, world: int = 1):
         self.cfg, self.data, self.device = cfg, data, device
+        self.rank, self.world = rank, world
         self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
         self.model = model.to(device=device, dtype=self.dtype)
         self.ema = copy.deepcopy(self.model) if cfg.optim.ema_decay else None
@@ -80,6 +83,8 @@ class Trainer:
         }
 
     def save_state(self) -> None:
+        if self.rank:
+            return
         with atomic_path(self.out / STATE_FILE) as tmp:
             torch.save(self.state_dict(), tmp)
 
@@ -105,6 +110,7 @@ class Trainer:
         return torch.randperm(len(self.train_set), generator=generator).tolist()
 
     def train_step(self, indices: list[int]) -> float:
+        indices = indices[self.rank :: self.world]  # this rank's share of the global batch
         graph = self.train_set.collate([self.train_set[i] for i in indices]).to(self.device)
         self.model.train()
         out = self.model(graph, forces=True, stress=self.cfg.loss.stress_weight > 0 and graph.stress is not None,
@@ -116,6 +122,7 @@ class Trainer:
                                 f"{self.out / STATE_FILE}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(self.model.parameters(), self.world)
         if self.cfg.optim.clip_grad:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad)
         self.optimizer.step()
@@ -134,7 +141,7 @@ class Trainer:
         while self.step < self.total_steps and self.epoch < self.cfg.epochs:
             order = self.epoch_order(self.epoch)
             bar = tqdm(total=self.batches_per_epoch, initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}",
-                       disable=not self.cfg.progress, file=sys.stderr, leave=False)
+                       disable=not self.cfg.progress or self.rank > 0, file=sys.stderr, leave=False)
             while self.batch_in_epoch < self.batches_per_epoch and self.step < self.total_steps:
                 b = self.batch_in_epoch
                 loss = self.train_step(order[b * self.cfg.batch_size : (b + 1) * self.cfg.batch_size])
@@ -162,9 +169,11 @@ class Trainer:
         line = format_metrics(metrics)
         if score < self.best:
             self.best = score
-            save_checkpoint(model, self.out / "best.pt", metadata=self.data.metadata, metrics={"val": metrics})
+            if self.rank == 0:
+                    save_checkpoint(model, self.out / "best.pt", metadata=self.data.metadata, metrics={"val": metrics})
             line += "  (best)"
-        log(f"epoch {self.epoch:4d} step {self.step:6d}  val {line}")
+        if self.rank == 0:
+            log(f"epoch {self.epoch:4d} step {self.step:6d}  val {line}")
         return metrics
 
     def eval_model(self) -> EnergyModel:

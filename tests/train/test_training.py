@@ -153,3 +153,27 @@ def test_element_absent_from_training_is_named(tmp_path, xtb_data):
     water_n = set_labels(molecule("NH3"), energy=0.0, forces=np.zeros((4, 3)))
     with pytest.raises(StructureError, match=r"N \(Z=7\)"):
         evaluate(model, [water_n], 4, torch.device("cpu"), torch.float32)
+
+
+def test_two_process_gloo_ddp_matches_one_process(tmp_path, xtb_data):
+    import os
+    import subprocess
+    import sys
+
+    # float64, so that only the order of the gradient reduction differs between the two runs
+    single = config(tmp_path / "single", xtb_data, epochs=1, dtype="float64")
+    train(single, log=lambda *_: None)
+    config(tmp_path / "ddp", xtb_data, epochs=1, dtype="float64")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "mlff.cli", "train", str(tmp_path / "ddp" / "config.yaml")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "data parallel over 2 processes" in result.stdout
+    a = torch.load(tmp_path / "single" / "run" / STATE_FILE, weights_only=True)
+    b = torch.load(tmp_path / "ddp" / "run" / STATE_FILE, weights_only=True)
+    assert a["step"] == b["step"] == 5
+    for key in a["model"]:
+        torch.testing.assert_close(b["model"][key], a["model"][key], rtol=1e-9, atol=1e-10)
