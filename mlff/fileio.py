@@ -8,6 +8,16 @@ import tempfile
 from pathlib import Path
 
 
+def _default_mode(fd_or_path) -> None:
+    """Give a temporary file the permissions a normal ``open`` would (mkstemp uses 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    if isinstance(fd_or_path, int):
+        os.fchmod(fd_or_path, 0o666 & ~umask)
+    else:
+        os.chmod(fd_or_path, 0o666 & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w"):
     """Open a temporary file next to ``path``; on success, rename it over ``path``.
@@ -21,6 +31,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w"):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _default_mode(fd)
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
@@ -43,6 +54,7 @@ def atomic_path(path: str | os.PathLike):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    _default_mode(fd)
     os.close(fd)
     try:
         yield Path(tmp)
