@@ -113,7 +113,9 @@ class AtomicGraph:
 
         ``labels=True`` copies energy, forces and stress found in each structure's
         calculator results (see :mod:`mlff.data.labels`); a label is kept only if every structure
-        has it. ``validate`` runs :func:`mlff.data.validation.validate_atoms` on each structure.
+        has it, except stress, which is kept for fully periodic structures only (the stress of a
+        slab or molecule depends on the arbitrary vacuum volume) and is NaN for the others of a
+        batch where at least one has it. ``validate`` runs :func:`mlff.data.validation.validate_atoms` on each structure.
         ``neighbors`` (one list per structure) skips the neighbour search, e.g. when a caller
         reuses lists between MD steps.
         """
@@ -166,7 +168,7 @@ def _single_graph(
             graph.energy = as_t([found["energy"]])
         if "forces" in found:
             graph.forces = as_t(found["forces"])
-        if "stress" in found:
+        if "stress" in found and atoms.pbc.all():
             graph.stress = as_t(full_stress(found["stress"]))[None]
     return graph
 
@@ -174,7 +176,8 @@ def _single_graph(
 def collate(graphs: Iterable[AtomicGraph]) -> AtomicGraph:
     """Concatenate graphs into one batch (atom and edge indices are offset accordingly).
 
-    Optional tensors (labels, weights...) are kept only if every graph has them.
+    Optional tensors (labels, weights...) are kept only if every graph has them; stress is kept
+    if any graph has it, NaN for the structures without (see :meth:`AtomicGraph.from_atoms`).
     """
     graphs = list(graphs)
     if len(graphs) == 1:
@@ -203,4 +206,8 @@ def collate(graphs: Iterable[AtomicGraph]) -> AtomicGraph:
     for name in ("energy", "forces", "stress", "atom_weights", "fixed", "tags"):
         if all(getattr(g, name) is not None for g in graphs):
             setattr(out, name, cat(name))
+    if out.stress is None and any(g.stress is not None for g in graphs):
+        like = next(g.stress for g in graphs if g.stress is not None)
+        out.stress = torch.cat([g.stress if g.stress is not None else like.new_full((g.num_graphs, 3, 3), float("nan"))
+                                for g in graphs])
     return out

@@ -77,8 +77,11 @@ class EnergyModel(nn.Module):
         if forces:
             out["forces"] = -grads[0]
         if stress:
-            volume = torch.linalg.det(graph.cell).abs()
-            out["stress"] = grads[-1] / volume[:, None, None]
+            # Stress is defined for fully periodic cells only; elsewhere it is NaN (and NaN-free in backward).
+            periodic = graph.pbc.all(1)[:, None, None]
+            volume = torch.linalg.det(graph.cell).abs()[:, None, None]
+            volume = torch.where(periodic, volume, torch.ones_like(volume))
+            out["stress"] = torch.where(periodic, grads[-1] / volume, torch.full_like(grads[-1], float("nan")))
         if not create_graph:
             out = {key: value.detach() for key, value in out.items()}
         return out

@@ -181,13 +181,13 @@ class Trainer:
 
 
 def evaluate(model: EnergyModel, structures, batch_size: int, device, dtype) -> dict:
-    """Energy (meV/atom) and force (meV/Å) MAE/RMSE of ``model`` on labelled structures."""
+    """Energy (meV/atom), force (meV/Å) and stress (meV/Å³) MAE/RMSE of ``model`` on labelled structures."""
     dataset = GraphDataset(structures, model.cutoff, dtype=dtype)
     metrics = Metrics()
     model.eval()
     for start in range(0, len(dataset), batch_size):
         graph = dataset.collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]).to(device)
-        metrics.update(model(graph, forces=graph.forces is not None), graph)
+        metrics.update(model(graph, forces=graph.forces is not None, stress=graph.stress is not None), graph)
     return metrics.result()
 
 
@@ -195,4 +195,6 @@ def format_metrics(m: dict) -> str:
     text = f"E MAE {m['energy_mae']:.2f} RMSE {m['energy_rmse']:.2f} meV/atom"
     if "force_mae" in m:
         text += f"  F MAE {m['force_mae']:.1f} RMSE {m['force_rmse']:.1f} meV/Å"
+    if "stress_mae" in m:
+        text += f"  S MAE {m['stress_mae']:.2f} RMSE {m['stress_rmse']:.2f} meV/Å³"
     return text

@@ -17,6 +17,7 @@ from mlff.data.generate import (
     emt_lattice_constant,
     generate_md17,
     generate_oc20,
+    iter_bulk,
     iter_md17,
     iter_oc20,
     load_molecule,
@@ -230,3 +231,25 @@ def test_fcc100_hollow_slab():
     assert name == "O/Pt(100)"
     assert np.bincount(slab.get_tags()).tolist() == [4, 8, 1]
     assert len(slab.constraints[0].index) == 4
+
+
+def test_bulk_frames_are_strained_labelled_and_match_emt():
+    frames = list(iter_bulk("Cu", 4, n_cells=2, repeat=(1, 1, 1), strain=0.02, interval=2, equilibration=3,
+                            seed=0, progress=False))
+    assert len(frames) == 4 and [f.info["cell_index"] for f in frames] == [0, 0, 1, 1]
+    a = emt_lattice_constant("Cu")
+    for frame in frames:
+        assert frame.pbc.all() and len(frame) == 4
+        eps = np.linalg.solve(a * np.eye(3), frame.cell.array) - np.eye(3)  # cell = a (1 + eps)
+        assert np.allclose(eps, eps.T, atol=1e-12) and 0 < np.abs(eps).max() <= 0.02
+        labels = get_labels(frame)
+        fresh = frame.copy()
+        fresh.calc = EMT()
+        assert labels["energy"] == pytest.approx(fresh.get_potential_energy(), abs=1e-10)
+        assert np.allclose(labels["stress"], fresh.get_stress(), atol=1e-12)
+    assert not np.allclose(frames[0].cell.array, frames[2].cell.array)  # each cell has its own strain
+    assert np.allclose(frames[0].cell.array, frames[1].cell.array)
+    with pytest.raises(ConfigError, match="strain"):
+        iter_bulk(strain=0.6)
+    with pytest.raises(DataError, match="unknown metal 'Fe'"):
+        iter_bulk("Fe")

@@ -62,6 +62,42 @@ def test_losses_and_stage_two():
     assert weights_at(cfg, 0.5)[0] == 1 and weights_at(cfg, 0.85)[0] == 100
 
 
+def test_stress_loss_only_on_fully_periodic_structures_in_a_mixed_batch():
+    from ase.build import bulk, fcc111, molecule
+    from ase.calculators.emt import EMT
+
+    from mlff.data import AtomicGraph
+    from mlff.data.labels import set_labels
+    from mlff.models.energy_model import EnergyModel
+    from mlff.models.registry import build_network
+    from mlff.train.loss import Metrics
+
+    frames = []
+    for atoms in (bulk("Cu", "fcc", a=3.6, cubic=True), fcc111("Cu", (2, 2, 2), vacuum=5.0), molecule("CO")):
+        atoms.calc = EMT()
+        stress = atoms.get_stress() if atoms.cell.rank == 3 else np.ones(6)  # a label that must be ignored
+        frames.append(set_labels(atoms.copy(), energy=atoms.get_potential_energy(), forces=atoms.get_forces(),
+                                 stress=stress))
+    graph = AtomicGraph.from_atoms(frames, 4.0, dtype=torch.float64)
+    assert torch.isfinite(graph.stress[0]).all() and torch.isnan(graph.stress[1:]).all()
+    network = build_network(preset="small", species=[6, 8, 29], cutoff=4.0, num_layers=1, channels=8,
+                            attn_hidden=8, ffn_hidden=8, edge_channels=8, num_basis=8)
+    model = EnergyModel(network).double().train()
+    out = model(graph, forces=True, stress=True, create_graph=True)
+    assert torch.isfinite(out["stress"][0]).all() and torch.isnan(out["stress"][1:]).all()
+    terms = loss_terms(out, graph, LossConfig(kind="mse", energy_weight=0, forces_weight=0, stress_weight=1.0))
+    expected = (out["stress"][0] - graph.stress[0]).pow(2).mean()
+    assert terms["stress"].item() == pytest.approx(expected.item(), rel=1e-12)
+    terms["total"].backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert max(g.abs().max().item() for g in grads) > 0
+    metrics = Metrics()
+    metrics.update(out, graph)
+    mae = (out["stress"][0] - graph.stress[0]).abs().mean().item() * 1000
+    assert metrics.result()["stress_mae"] == pytest.approx(mae, rel=1e-12)
+
+
 def test_config_errors_name_the_key(tmp_path, xtb_data):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"data": {"train": [str(xtb_data)]}, "optim": {"learnig_rate": 1}}))

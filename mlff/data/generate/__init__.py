@@ -1,4 +1,4 @@
-"""Reference-data generation: MD17-style molecules under GFN2-xTB, OC20-style slabs under EMT.
+"""Reference-data generation: MD17-style molecules under GFN2-xTB, OC20-style slabs and bulk metals under EMT.
 
 Generators return iterators of labelled ``ase.Atoms`` (labels in a SinglePointCalculator, metadata
 in ``atoms.info``: method, system, seed, source ``"md"``/``"relax"``, step, temperature or path);
@@ -6,6 +6,7 @@ in ``atoms.info``: method, system, seed, source ``"md"``/``"relax"``, step, temp
 frames and byte-identical files (on one machine and software stack).
 """
 
+from mlff.data.generate.bulk import iter_bulk
 from mlff.data.generate.common import write_frames
 from mlff.data.generate.md17 import generate_md17, iter_md17
 from mlff.data.generate.molecules import MOLECULES, load_molecule
@@ -28,6 +29,7 @@ __all__ = [
     "emt_lattice_constant",
     "generate_md17",
     "generate_oc20",
+    "iter_bulk",
     "iter_md17",
     "iter_oc20",
     "load_molecule",

@@ -1,4 +1,4 @@
-"""``mlff data generate md17 | oc20``: reference data written to extxyz, with a progress bar."""
+"""``mlff data generate md17 | oc20 | bulk``: reference data written to extxyz, with a progress bar."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import time
 
 from mlff.cli import Command
+from mlff.data.generate.bulk import iter_bulk
 from mlff.data.generate.common import check_count, write_frames
 from mlff.data.generate.md17 import iter_md17
 from mlff.data.generate.molecules import MOLECULES
@@ -58,6 +59,17 @@ def _oc20_arguments(parser: argparse.ArgumentParser) -> None:
     _common_options(parser, timestep=1.0, equilibration=500)
 
 
+def _bulk_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metal", default="Cu", help=f"{', '.join(METALS)} (default: Cu)")
+    parser.add_argument("--frames", type=int, default=100, help="frames to write (default: 100)")
+    parser.add_argument("--cells", type=int, default=10, help="randomly strained cells (default: 10)")
+    parser.add_argument("--repeat", type=int, nargs=3, default=(2, 2, 2), metavar=("NX", "NY", "NZ"),
+                        help="repeats of the cubic fcc cell (default: 2 2 2)")
+    parser.add_argument("--strain", type=float, default=0.02,
+                        help="largest strain component, uniform in [-s, s] (default: 0.02)")
+    _common_options(parser, timestep=1.0, equilibration=200)
+
+
 def _md_settings(args: argparse.Namespace) -> dict:
     return dict(temperature=args.temperature, timestep=args.timestep, interval=args.interval,
                 equilibration=args.equilibration, friction=args.friction, seed=args.seed,
@@ -91,9 +103,17 @@ def _run_oc20(args: argparse.Namespace) -> int:
     return _write(frames, args.output)
 
 
+def _run_bulk(args: argparse.Namespace) -> int:
+    frames = iter_bulk(args.metal, args.frames, n_cells=args.cells, repeat=tuple(args.repeat), strain=args.strain,
+                       **_md_settings(args))
+    return _write(frames, args.output)
+
+
 COMMANDS = [
     Command(("data", "generate", "md17"), "MD17-style: Langevin MD of a molecule under GFN2-xTB (tblite)",
             _md17_arguments, _run_md17),
     Command(("data", "generate", "oc20"), "OC20-style: adsorbate on an fcc slab under EMT, MD + relaxations",
             _oc20_arguments, _run_oc20),
+    Command(("data", "generate", "bulk"), "bulk fcc metal under EMT: Langevin MD in randomly strained cells",
+            _bulk_arguments, _run_bulk),
 ]

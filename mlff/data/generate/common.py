@@ -14,7 +14,7 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation
 from tqdm import tqdm
 
 from mlff.data.labels import set_labels
-from mlff.errors import ConfigError
+from mlff.errors import ConfigError, DataError
 from mlff.fileio import atomic_path
 
 try:
@@ -130,3 +130,11 @@ def check_count(name: str, value: int, minimum: int = 1) -> None:
     """Raise :class:`ConfigError` unless the integer ``value`` is at least ``minimum``."""
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+
+
+def lookup(kind: str, value: str, table) -> str:
+    """The key of ``table`` equal to ``value`` ignoring case, or a DataError listing the choices."""
+    for key in table:
+        if key.lower() == str(value).strip().lower():
+            return key
+    raise DataError(f"unknown {kind} {value!r}: use one of {', '.join(table)}")

@@ -26,9 +26,10 @@ from mlff.data.generate.common import (
     check_md_settings,
     labelled_frame,
     langevin_frames,
+    lookup,
     with_progress,
 )
-from mlff.errors import ConfigError, DataError
+from mlff.errors import ConfigError
 
 METHOD = "EMT"
 METALS = ("Ag", "Al", "Au", "Cu", "Ni", "Pd", "Pt")
@@ -51,14 +52,6 @@ ADSORBATES = {
     "H2O": ("OH2", [(0, 0, 0), (0.76, 0, 0.59), (-0.76, 0, 0.59)], "ontop"),
 }
 HEIGHTS = {"ontop": 1.9, "bridge": 1.6, "fcc": 1.2, "hcp": 1.2, "hollow": 1.2}  # Å above the surface
-
-
-def _lookup(kind: str, value: str, table) -> str:
-    """The key of ``table`` equal to ``value`` ignoring case, or a DataError listing the choices."""
-    for key in table:
-        if key.lower() == str(value).strip().lower():
-            return key
-    raise DataError(f"unknown {kind} {value!r}: use one of {', '.join(table)}")
 
 
 @functools.cache
@@ -90,14 +83,14 @@ def build_slab(
     sides along z, pbc ``(True, True, False)``, the bottom ``fixed_layers`` held by ``FixAtoms``.
     ``site`` defaults to the adsorbate's preferred site (``fcc`` stands for ``hollow`` on (111)).
     """
-    metal = _lookup("metal", metal, METALS)
-    facet = _lookup("facet", str(facet).lower().removeprefix("fcc"), FACETS)
+    metal = lookup("metal", metal, METALS)
+    facet = lookup("facet", str(facet).lower().removeprefix("fcc"), FACETS)
     builder, sites = FACETS[facet]
-    adsorbate = _lookup("adsorbate", adsorbate, ADSORBATES)
+    adsorbate = lookup("adsorbate", adsorbate, ADSORBATES)
     formula, positions, preferred = ADSORBATES[adsorbate]
     if site is None:
         site = preferred if preferred in sites else "fcc"
-    site = _lookup(f"site on fcc({facet})", site, sites)
+    site = lookup(f"site on fcc({facet})", site, sites)
     check_count("layers", layers, 2)
     check_count("size", min(size))
     if not 0 <= fixed_layers < layers:
@@ -184,7 +177,7 @@ def iter_oc20(
     check_count("seed", seed, 0)
     check_count("max_relax_steps", max_relax_steps)
     check_md_settings(temperature, timestep, interval, equilibration, friction)
-    optimizer = _lookup("optimizer", optimizer, OPTIMIZERS)
+    optimizer = lookup("optimizer", optimizer, OPTIMIZERS)
     if rattle < 0 or fmax <= 0:
         raise ConfigError(f"rattle must be >= 0 Å and fmax > 0 eV/Å, got {rattle} and {fmax}")
     slab, name = build_slab(metal, facet, adsorbate, **slab_options)
