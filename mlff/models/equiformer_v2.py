@@ -103,6 +103,15 @@ class EquiformerV2(nn.Module):
 
     def forward(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """Species indices ``[N]``, edge vectors ``[E, 3]`` and ``edge_index [2, E]`` -> energies ``[N]``."""
+        return self.head(self.features(species, vectors, edge_index))
+
+    def features(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor,
+                 condition: torch.Tensor | None = None) -> torch.Tensor:
+        """The final (normalised) node features ``[N, (lmax+1)^2, channels]``.
+
+        ``condition`` (same shape, optional) is added to the node features at the input of every
+        block; EMPP uses it to tell each node which atom was masked and what its labels are.
+        """
         n = species.shape[0]
         lengths = torch.linalg.vector_norm(vectors, dim=1)
         frame = self.edge_frame(vectors)
@@ -112,5 +121,7 @@ class EquiformerV2(nn.Module):
         x = torch.cat([scalars, scalars.new_zeros(n, (self.config.lmax + 1) ** 2 - 1, scalars.shape[2])], 1)
         x = x + self.edge_degree(species, frame, basis, envelope, edge_index, n)
         for block in self.blocks:
+            if condition is not None:
+                x = x + condition
             x = block(x, species, frame, basis, envelope, edge_index)
-        return self.head(self.final_norm(x))
+        return self.final_norm(x)

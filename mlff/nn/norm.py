@@ -45,7 +45,7 @@ class SeparableLayerNorm(_DegreeNorm):
         if self.lmax == 0:
             return scalars
         rest = x[:, 1:]
-        rest = rest / self._rms(rest, 1)[:, None] * self.weight[self.expand[1:]]
+        rest = rest / self._rms(rest, 1)[:, None] * self.weight.index_select(0, self.expand[1:])
         return torch.cat([scalars, rest], 1)
 
 
@@ -59,7 +59,7 @@ class EquivariantRMSNorm(_DegreeNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scalars = x[:, :1] - x[:, :1].mean(-1, keepdim=True)
         x = torch.cat([scalars, x[:, 1:]], 1)
-        out = x / self._rms(x, 0)[:, None] * self.weight[self.expand]
+        out = x / self._rms(x, 0)[:, None] * self.weight.index_select(0, self.expand)
         return torch.cat([out[:, :1] + self.bias, out[:, 1:]], 1)
 
 

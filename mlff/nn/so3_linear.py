@@ -25,7 +25,7 @@ class SO3Linear(nn.Module):
         self.register_buffer("expand", degrees(lmax), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.einsum("nkc,kcd->nkd", x, self.weight[self.expand])
+        out = torch.einsum("nkc,kcd->nkd", x, self.weight.index_select(0, self.expand))  # deterministic backward
         if self.bias is not None:
             out = torch.cat([out[:, :1] + self.bias, out[:, 1:]], dim=1)
         return out

@@ -3,6 +3,7 @@
 Conventions follow e3nn (the test oracle): real harmonics, polar axis y, l-major coefficients.
 """
 
+from mlff.so3.fibonacci import fibonacci_points
 from mlff.so3.grid import SphereGrid
 from mlff.so3.layout import degrees, lm_index, m_major_index, m_major_sizes, truncated_index
 from mlff.so3.rotation import WignerD, edge_rotation
@@ -13,6 +14,7 @@ __all__ = [
     "WignerD",
     "degrees",
     "edge_rotation",
+    "fibonacci_points",
     "lm_index",
     "m_major_index",
     "m_major_sizes",

@@ -25,9 +25,11 @@ def learning_curve(history: list[dict], path) -> None:
         return
     fig, ax = plt.subplots(figsize=(6, 4))
     steps = [h["step"] for h in history]
-    ax.semilogy(steps, [h["val_energy_rmse"] for h in history], label="energy RMSE (meV/atom)")
-    if "val_force_rmse" in history[0]:
-        ax.semilogy(steps, [h["val_force_rmse"] for h in history], label="force RMSE (meV/Å)")
+    curves = {"val_energy_rmse": "energy RMSE (meV/atom)", "val_force_rmse": "force RMSE (meV/Å)",
+              "val_stress_rmse": "stress RMSE (meV/Å³)", "val_empp": "EMPP KL (nats)"}
+    for key, label in curves.items():
+        if key in history[0]:
+            ax.semilogy(steps, [h[key] for h in history], label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("validation error")
     ax.legend()

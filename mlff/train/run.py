@@ -43,12 +43,16 @@ def _train(cfg: TrainConfig, resume: bool, log, rank: int, world: int, dist_devi
     final = trainer.eval_model()
     best_path = trainer.out / "best.pt"
     best = load_checkpoint(best_path, device=device, dtype=trainer.dtype) if best_path.is_file() else final
-    table = {name: evaluate(best, part, cfg.batch_size, device, trainer.dtype)
-             for name, part in (("train", data.train), ("val", data.val), ("test", data.test)) if part}
+    parts = [(name, part) for name, part in (("train", data.train), ("val", data.val), ("test", data.test)) if part]
+    if trainer.pretraining:
+        table = {name: trainer.evaluate_empp(best, part) for name, part in parts}
+    else:
+        table = {name: evaluate(best, part, cfg.batch_size, device, trainer.dtype) for name, part in parts}
     save_checkpoint(best, trainer.out / "model.pt", metadata=data.metadata, metrics=table)
     with atomic_write(trainer.out / "metrics.json") as fh:
         json.dump({"errors": table, "history": trainer.history}, fh, indent=2)
     learning_curve(trainer.history, trainer.out / "learning_curve.png")
-    parity_plots(best, data.test or data.val, trainer.out / "parity", device, trainer.dtype)
+    if not trainer.pretraining:
+        parity_plots(best, data.test or data.val, trainer.out / "parity", device, trainer.dtype)
     log("\n".join(f"{name:>5}: {format_metrics(m)}" for name, m in table.items()))
     return table

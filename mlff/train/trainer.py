@@ -24,6 +24,7 @@ from mlff.models.energy_model import EnergyModel
 from mlff.train.config import TrainConfig
 from mlff.train.data import TrainingData
 from mlff.train.distributed import average_gradients
+from mlff.train.empp import EMPP
 from mlff.train.loss import Metrics, loss_terms
 
 STATE_FILE = "train_state.pt"
@@ -47,11 +48,34 @@ class Trainer:
         self.total_steps = cfg.epochs * self.batches_per_epoch
         if cfg.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.max_steps)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        self.empp = self._empp(cfg, data, model)
+        self.optimizer = torch.optim.AdamW(self.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         self.scheduler = self._scheduler()
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best = math.inf
         self.history: list[dict] = []
+
+    def _empp(self, cfg: TrainConfig, data: TrainingData, model: EnergyModel) -> EMPP | None:
+        if cfg.empp is None:
+            return None
+        stats = data.metadata.get("statistics", {})
+        energy = (stats.get("energy_per_atom_mean"), stats.get("energy_per_atom_std"))
+        net = model.network.config
+        empp = EMPP(cfg.empp, net.channels, net.lmax, model.cutoff, energy if None not in energy else None,
+                    stats.get("force_rms"))
+        return empp.to(device=self.device, dtype=self.dtype)
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """Everything the optimizer updates: the model and, with EMPP, its encoders and head."""
+        return list(self.model.parameters()) + (list(self.empp.parameters()) if self.empp is not None else [])
+
+    @property
+    def pretraining(self) -> bool:
+        return self.cfg.empp is not None and self.cfg.empp.pretrain
+
+    def empp_loss(self, model: EnergyModel, graph, seed: int) -> dict:
+        """EMPP loss of ``graph`` with masks drawn from ``seed`` (reproducible, so resume is exact)."""
+        return self.empp(model, graph, torch.Generator().manual_seed(seed))
 
     # ------------------------------------------------------------------ schedule
     def _scheduler(self):
@@ -75,6 +99,7 @@ class Trainer:
     def state_dict(self) -> dict:
         return {
             "model": self.model.state_dict(),
+            "empp": self.empp.state_dict() if self.empp is not None else None,
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -95,6 +120,8 @@ class Trainer:
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
             self.model.load_state_dict(state["model"])
+            if self.empp is not None:
+                self.empp.load_state_dict(state["empp"])
             if self.ema is not None:
                 self.ema.load_state_dict(state["ema"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -113,18 +140,22 @@ class Trainer:
         indices = indices[self.rank :: self.world]  # this rank's share of the global batch
         graph = self.train_set.collate([self.train_set[i] for i in indices]).to(self.device)
         self.model.train()
-        out = self.model(graph, forces=True, stress=self.cfg.loss.stress_weight > 0 and graph.stress is not None,
-                         create_graph=True)
-        terms = loss_terms(out, graph, self.cfg.loss, progress=self.step / max(self.total_steps, 1))
-        loss = terms["total"]
+        loss = torch.zeros((), device=self.device, dtype=self.dtype)
+        if not self.pretraining:
+            out = self.model(graph, forces=True, stress=self.cfg.loss.stress_weight > 0 and graph.stress is not None,
+                             create_graph=True)
+            loss = loss_terms(out, graph, self.cfg.loss, progress=self.step / max(self.total_steps, 1))["total"]
+        if self.empp is not None:
+            seed = (self.cfg.seed * 1_000_003 + self.step) * max(self.world, 1) + self.rank
+            loss = loss + self.cfg.empp.weight * self.empp_loss(self.model, graph, seed)["loss"]
         if not torch.isfinite(loss):
             raise TrainingError(f"loss became {float(loss)} at step {self.step}; the last good state is in "
                                 f"{self.out / STATE_FILE}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        average_gradients(self.model.parameters(), self.world)
+        average_gradients(self.parameters(), self.world)
         if self.cfg.optim.clip_grad:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad)
+            torch.nn.utils.clip_grad_norm_(self.parameters(), self.cfg.optim.clip_grad)
         self.optimizer.step()
         if self.cfg.optim.schedule != "plateau":
             self.scheduler.step()
@@ -160,8 +191,13 @@ class Trainer:
 
     def validate(self, log=print) -> dict:
         model = self.eval_model()
-        metrics = evaluate(model, self.data.val or self.data.train, self.cfg.batch_size, self.device, self.dtype)
-        score = metrics["energy_rmse"] + metrics.get("force_rmse", 0.0)
+        structures = self.data.val or self.data.train
+        if self.pretraining:
+            metrics = self.evaluate_empp(model, structures)
+            score = metrics["empp"]
+        else:
+            metrics = evaluate(model, structures, self.cfg.batch_size, self.device, self.dtype)
+            score = metrics["energy_rmse"] + metrics.get("force_rmse", 0.0)
         if self.cfg.optim.schedule == "plateau":
             self.scheduler.step(score)
         self.history.append({"epoch": self.epoch, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
@@ -175,6 +211,21 @@ class Trainer:
         if self.rank == 0:
             log(f"epoch {self.epoch:4d} step {self.step:6d}  val {line}")
         return metrics
+
+    @torch.no_grad()
+    def evaluate_empp(self, model: EnergyModel, structures) -> dict:
+        """Mean EMPP loss (KL, nats) of ``model`` on ``structures``, with fixed masks."""
+        dataset = GraphDataset(structures, model.cutoff, dtype=self.dtype)
+        self.empp.eval()
+        total = radius = direction = 0.0
+        batches = range(0, len(dataset), self.cfg.batch_size)
+        for k, start in enumerate(batches):
+            graph = dataset.collate([dataset[i] for i in range(start, min(start + self.cfg.batch_size, len(dataset)))])
+            out = self.empp_loss(model, graph.to(self.device), seed=k)
+            total, radius, direction = total + float(out["loss"]), radius + float(out["radius"]), direction + float(out["direction"])
+        self.empp.train()
+        n = max(len(batches), 1)
+        return {"empp": total / n, "empp_radius": radius / n, "empp_direction": direction / n}
 
     def eval_model(self) -> EnergyModel:
         return (self.ema if self.ema is not None else self.model).eval()
@@ -192,6 +243,8 @@ def evaluate(model: EnergyModel, structures, batch_size: int, device, dtype) -> 
 
 
 def format_metrics(m: dict) -> str:
+    if "energy_mae" not in m:
+        return f"EMPP KL {m['empp']:.4f} (radius {m['empp_radius']:.4f}, direction {m['empp_direction']:.4f})"
     text = f"E MAE {m['energy_mae']:.2f} RMSE {m['energy_rmse']:.2f} meV/atom"
     if "force_mae" in m:
         text += f"  F MAE {m['force_mae']:.1f} RMSE {m['force_rmse']:.1f} meV/Å"

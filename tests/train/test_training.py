@@ -1,5 +1,6 @@
 """Training: losses, config errors, exact resume, NaN handling, and a real (short) xTB fit."""
 
+import json
 import math
 
 import numpy as np
@@ -121,12 +122,16 @@ def test_short_training_on_xtb_reduces_force_error(tmp_path, xtb_data):
         assert (tmp_path / "run" / name).is_file()
 
 
-def test_resume_is_exact(tmp_path, xtb_data, monkeypatch):
-    reference = config(tmp_path / "a", xtb_data, checkpoint_every=3)
+EMPP_AUX = {"empp": {"masks": 2, "weight": 0.5, "sphere_points": 200}}
+
+
+@pytest.mark.parametrize("extra", [{}, EMPP_AUX], ids=["plain", "empp"])
+def test_resume_is_exact(tmp_path, xtb_data, monkeypatch, extra):
+    reference = config(tmp_path / "a", xtb_data, checkpoint_every=3, **extra)
     train(reference, log=lambda *_: None)
     final = torch.load(tmp_path / "a" / "run" / STATE_FILE, weights_only=True)
 
-    interrupted = config(tmp_path / "b", xtb_data, checkpoint_every=3)
+    interrupted = config(tmp_path / "b", xtb_data, checkpoint_every=3, **extra)
     real_step = Trainer.train_step
 
     def crash_at_step_8(self, indices):
@@ -146,6 +151,45 @@ def test_resume_is_exact(tmp_path, xtb_data, monkeypatch):
         assert torch.equal(final["model"][key], resumed["model"][key]), key
     for key in final["ema"]:
         assert torch.equal(final["ema"][key], resumed["ema"][key]), key
+    for key in final["empp"] or {}:
+        assert torch.equal(final["empp"][key], resumed["empp"][key]), key
+    assert (final["empp"] is None) == (not extra)
+
+
+def test_empp_pretraining_without_labels_then_fine_tuning(tmp_path, xtb_data):
+    from ase.io import read, write
+
+    unlabelled = tmp_path / "unlabelled.xyz"
+    frames = read(xtb_data, ":")
+    for atoms in frames:
+        atoms.calc = None
+        atoms.info.clear()
+        atoms.arrays.pop("forces", None)
+    write(unlabelled, frames)
+    pre = config(tmp_path / "pre", unlabelled, epochs=3, loss={"energy_weight": 1.0},
+                 empp={"pretrain": True, "masks": 2, "sphere_points": 300})
+    table = train(pre, log=lambda *_: None)
+    assert set(table["test"]) == {"empp", "empp_radius", "empp_direction"}
+    history = json.loads((tmp_path / "pre" / "run" / "metrics.json").read_text())["history"]
+    assert history[-1]["val_empp"] < history[0]["val_empp"]
+    pretrained = tmp_path / "pre" / "run" / "model.pt"
+    assert (tmp_path / "pre" / "run" / "learning_curve.png").is_file()
+
+    fine = config(tmp_path / "fine", xtb_data, init_from=str(pretrained))
+    data = load_training_data(fine)
+    model = build_model(fine, data)
+    reference = load_checkpoint(pretrained).network.state_dict()
+    for key, value in model.network.state_dict().items():
+        assert torch.equal(value, reference[key]), key
+    assert model.e0[6].item() != 0.0  # E0 is fitted on the labelled data
+    table = train(fine, log=lambda *_: None)
+    assert table["test"]["force_mae"] > 0 and load_checkpoint(tmp_path / "fine" / "run" / "model.pt").metadata["init_from"]
+
+    no_h = config(tmp_path / "bad", xtb_data, init_from=str(pretrained))
+    data = load_training_data(no_h)
+    data.train[0].numbers[0] = 7  # nitrogen: not in the pre-trained network
+    with pytest.raises(ConfigError, match="does not know element.*N"):
+        build_model(no_h, data)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_state(tmp_path, xtb_data, monkeypatch):
