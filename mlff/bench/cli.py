@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlff.bench import model_speed, neighbors, symmetry
+from mlff.bench import empp, model_speed, neighbors, symmetry
 from mlff.cli import Command
 
 COMMANDS = [
@@ -12,4 +12,8 @@ COMMANDS = [
             model_speed.add_arguments, model_speed.main),
     Command(("bench", "symmetry"), "rotation-invariance errors of the presets in float64 and float32",
             symmetry.add_arguments, symmetry.main),
+    Command(("bench", "empp-cost"), "time of a training step with 0..n EMPP masks (ratio to the plain step)",
+            empp.add_cost_arguments, empp.cost),
+    Command(("bench", "empp-study"), "train with and without EMPP (and EMPP pre-training) on generated MD17-style data",
+            empp.add_study_arguments, empp.study),
 ]

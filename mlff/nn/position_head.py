@@ -66,6 +66,10 @@ class PositionHead(nn.Module):
         h = self.linear2((h.unsqueeze(-1) * e[:, None, None, :]).flatten(2))  # [P, K, out]
         radius = self.radius(h[:, 0]) / self.tau
         points = self.points if points is None else points
-        on_sphere = torch.matmul(self.basis(points.to(h.dtype)), h)  # [P, S, out]
-        direction = self.sphere_mlp(on_sphere)[..., 0] / self.tau
+        first, act, last = self.sphere_mlp
+        # The MLP's first layer is linear in the channels and the sphere evaluation linear in the
+        # coefficients, so they commute: mix channels first and never hold [P, S, out] in memory.
+        mixed = torch.einsum("pkc,hc->pkh", h, first.weight)
+        on_sphere = torch.matmul(self.basis(points.to(h.dtype)), mixed) + first.bias  # [P, S, 16]
+        direction = last(act(on_sphere))[..., 0] / self.tau
         return radius, direction

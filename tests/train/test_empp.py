@@ -140,7 +140,7 @@ def run_masks(model, empp, graph, masks):
     original = module.choose_masks
     module.choose_masks = lambda *args: masks
     try:
-        return float(empp(model, graph, torch.Generator())["loss"])
+        return empp(model, graph, torch.Generator())["loss"].detach().item()
     finally:
         module.choose_masks = original
 
@@ -169,7 +169,7 @@ def test_empp_alone_learns_to_place_atoms():
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-        losses.append(float(out["loss"]))
+        losses.append(out["loss"].detach().item())
     assert np.mean(losses[-4:]) < 0.6 * np.mean(losses[:4])
     grads = [p.grad for p in model.network.parameters() if p.grad is not None]
     assert grads, "EMPP must train the backbone"
