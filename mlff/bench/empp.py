@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import torch
+from ase import Atoms
 
 from mlff.bench.timing import best_time
 from mlff.data.formats import write_structures
@@ -87,13 +88,17 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrain-frames", type=int, default=0,
                         help="also pre-train on this many unlabelled frames, then fine-tune on --finetune-frames")
     parser.add_argument("--finetune-frames", type=int, default=200)
+    parser.add_argument("--epochs", type=int, help="override the config's epochs (the same for every run)")
     parser.add_argument("--workdir", default="empp_study")
 
 
-def _data(workdir: Path, molecule: str, frames: int, seed: int) -> Path:
-    path = workdir / f"{molecule}_500K_{frames}_s{seed}.xyz"
+def _data(workdir: Path, molecule: str, frames: int, seed: int, labels: bool = True) -> Path:
+    path = workdir / f"{molecule}_500K_{frames}_s{seed}{'' if labels else '_unlabelled'}.xyz"
     if not path.is_file():
-        write_structures(path, generate_md17(molecule, frames, temperature=500, seed=seed, progress=False))
+        structures = generate_md17(molecule, frames, temperature=500, seed=seed, progress=False)
+        if not labels:
+            structures = [Atoms(a.numbers, a.positions) for a in structures]
+        write_structures(path, structures)
     return path
 
 
@@ -109,6 +114,8 @@ def _run(base: TrainConfig, name: str, workdir: Path, **changes) -> dict:
 
 def study(args: argparse.Namespace) -> int:
     base = load_config(args.config)
+    if args.epochs:
+        base.epochs = args.epochs
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -121,7 +128,7 @@ def study(args: argparse.Namespace) -> int:
                           data=_data_config(base, [str(data)], split))
             rows.append((molecule, f"{n} mask" + ("s" if n != 1 else "") if n else "no EMPP", errors["test"]))
         if args.pretrain_frames:
-            unlabelled = _data(workdir, molecule, args.pretrain_frames, seed=1)
+            unlabelled = _data(workdir, molecule, args.pretrain_frames, seed=1, labels=False)
             small = {"val": args.val, "test": args.test, "seed": 0}
             n_small = args.finetune_frames + args.val + args.test
             labelled = _data(workdir, molecule, n_small, seed=2)

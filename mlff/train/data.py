@@ -60,7 +60,7 @@ def build_model(cfg: TrainConfig, data: TrainingData, species: list[int] | None 
     options = dict(cfg.model.options)
     probe = build_network(cfg.model.name, preset=cfg.model.preset, species=species, **options)
     if cfg.empp is not None and cfg.empp.pretrain:
-        e0 = {}  # no labels: the energy head stays untrained until fine-tuning
+        e0 = {z: 0.0 for z in species}  # labels are not used: the energy head waits for fine-tuning
     elif isinstance(cfg.e0, dict):
         e0 = {int(z): float(v) for z, v in cfg.e0.items()}
     else:
