@@ -20,6 +20,7 @@ import torch
 from ase import Atoms
 
 from mlff.bench.timing import best_time
+from mlff.calculator import resolve_device
 from mlff.data.formats import write_structures
 from mlff.data.generate import generate_md17
 from mlff.data.graph import AtomicGraph
@@ -44,6 +45,7 @@ def add_cost_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--masks", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--sphere-points", type=int, default=10_000)
     parser.add_argument("--preset", default="small")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
 
 
 def cost(args: argparse.Namespace) -> int:
@@ -51,9 +53,11 @@ def cost(args: argparse.Namespace) -> int:
     frames = generate_md17(args.molecule, args.batch, temperature=500, interval=10, equilibration=100,
                            seed=0, progress=False)
     species = sorted({int(z) for a in frames for z in a.numbers})
-    model = EnergyModel(build_network(preset=args.preset, species=species)).train()
-    graph = AtomicGraph.from_atoms(frames, model.cutoff)
+    device = resolve_device(args.device)
+    model = EnergyModel(build_network(preset=args.preset, species=species)).train().to(device)
+    graph = AtomicGraph.from_atoms(frames, model.cutoff).to(device)
     cfg = model.network.config
+    sync = device.type == "cuda"
 
     def step(empp: EMPP | None):
         params = list(model.parameters()) + (list(empp.parameters()) if empp else [])
@@ -63,14 +67,15 @@ def cost(args: argparse.Namespace) -> int:
             loss = loss + empp(model, graph, torch.Generator().manual_seed(0))["loss"]
         return torch.autograd.grad(loss, params, allow_unused=True)
 
-    plain = best_time(lambda: step(None), repeat=3, min_time=1.0)
-    print(f"{args.molecule} x{args.batch}, {args.preset} preset, {torch.get_num_threads()} threads, "
-          f"{args.sphere_points} sphere points")
+    plain = best_time(lambda: step(None), repeat=3, min_time=1.0, sync=sync)
+    where = torch.cuda.get_device_name(device) if sync else f"CPU, {torch.get_num_threads()} threads"
+    print(f"{args.molecule} x{args.batch}, {args.preset} preset, {where}, {args.sphere_points} sphere points")
     print(f"{'masks':>6} {'ms/step':>9} {'ratio':>7} {'(n+1)':>6}")
     print(f"{0:>6} {plain * 1e3:>9.1f} {1.0:>7.2f} {1:>6}")
     for n in args.masks:
-        empp = EMPP(EMPPConfig(masks=n, sphere_points=args.sphere_points), cfg.channels, cfg.lmax, model.cutoff)
-        t = best_time(lambda: step(empp), repeat=3, min_time=1.0)
+        empp = EMPP(EMPPConfig(masks=n, sphere_points=args.sphere_points), cfg.channels, cfg.lmax,
+                    model.cutoff).to(device)
+        t = best_time(lambda: step(empp), repeat=3, min_time=1.0, sync=sync)
         print(f"{n:>6} {t * 1e3:>9.1f} {t / plain:>7.2f} {n + 1:>6}")
     return 0
 
