@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -88,12 +92,16 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=int, default=100)
     parser.add_argument("--test", type=int, default=100)
     parser.add_argument("--masks", type=int, nargs="+", default=[0, 1, 3])
-    parser.add_argument("--weight", type=float, default=1.0, help="w_EMPP")
+    parser.add_argument("--weights", type=float, nargs="+", default=[1.0],
+                        help="w_EMPP values (each with every mask count)")
     parser.add_argument("--sphere-points", type=int, default=2500)
     parser.add_argument("--pretrain-frames", type=int, default=0,
                         help="also pre-train on this many unlabelled frames, then fine-tune on --finetune-frames")
     parser.add_argument("--finetune-frames", type=int, default=200)
     parser.add_argument("--epochs", type=int, help="override the config's epochs (the same for every run)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="training runs at once (separate processes; on a GPU small models are launch-bound, "
+                             "so several runs share it well)")
     parser.add_argument("--workdir", default="empp_study")
 
 
@@ -107,14 +115,35 @@ def _data(workdir: Path, molecule: str, frames: int, seed: int, labels: bool = T
     return path
 
 
-def _run(base: TrainConfig, name: str, workdir: Path, **changes) -> dict:
+def _run(base: TrainConfig, name: str, workdir: Path, threads: int | None = None, **changes) -> dict:
+    """Train one variant (or reuse its finished result) and return its train/val/test errors."""
     cfg = TrainConfig(**{**vars(base), **changes, "output": str(workdir / name), "progress": False})
     metrics = workdir / name / "metrics.json"
     if not metrics.is_file():
         from mlff.train.run import train
 
+        if threads:
+            torch.set_num_threads(threads)
+        start = time.perf_counter()
         train(cfg.check(), log=lambda *_: None)
+        print(f"  {name}: trained in {time.perf_counter() - start:.0f} s", flush=True)
     return json.loads(metrics.read_text())["errors"]
+
+
+def _run_all(base: TrainConfig, workdir: Path, runs: dict[str, dict], jobs: int) -> dict[str, dict]:
+    """Run the named variants, ``jobs`` at a time in separate processes (inline when ``jobs`` is 1)."""
+    if jobs <= 1:
+        return {name: _run(base, name, workdir, **changes) for name, changes in runs.items()}
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: pool.submit(_run, base, name, workdir, threads, **changes) for name, changes in runs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _variant(n: int, weight: float, several_weights: bool) -> str:
+    if not n:
+        return "no EMPP"
+    return f"{n} mask{'s' if n != 1 else ''}" + (f", w={weight:g}" if several_weights else "")
 
 
 def study(args: argparse.Namespace) -> int:
@@ -123,31 +152,35 @@ def study(args: argparse.Namespace) -> int:
         base.epochs = args.epochs
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    several = len(args.weights) > 1
+    supervised, finetune, rows = {}, {}, []  # rows: (molecule, variant, run name)
     for molecule in args.molecules:
-        data = _data(workdir, molecule, args.frames, seed=0)
-        split = {"val": args.val, "test": args.test, "seed": 0}
+        data = _data_config(base, [str(_data(workdir, molecule, args.frames, seed=0))],
+                            {"val": args.val, "test": args.test, "seed": 0})
         for n in args.masks:
-            empp = EMPPConfig(masks=n, weight=args.weight, sphere_points=args.sphere_points) if n else None
-            errors = _run(base, f"{molecule}_masks{n}", workdir, empp=empp,
-                          data=_data_config(base, [str(data)], split))
-            rows.append((molecule, f"{n} mask" + ("s" if n != 1 else "") if n else "no EMPP", errors["test"]))
+            for weight in args.weights if n else [0.0]:
+                name = f"{molecule}_masks{n}" + (f"_w{weight:g}" if n and several else "")
+                supervised[name] = {"data": data, "empp": EMPPConfig(masks=n, weight=weight,
+                                                                    sphere_points=args.sphere_points) if n else None}
+                rows.append((molecule, _variant(n, weight, several), name))
         if args.pretrain_frames:
             unlabelled = _data(workdir, molecule, args.pretrain_frames, seed=1, labels=False)
-            small = {"val": args.val, "test": args.test, "seed": 0}
-            n_small = args.finetune_frames + args.val + args.test
-            labelled = _data(workdir, molecule, n_small, seed=2)
-            _run(base, f"{molecule}_pretrain", workdir,
-                 empp=EMPPConfig(masks=max(args.masks), pretrain=True, sphere_points=args.sphere_points),
-                 data=_data_config(base, [str(unlabelled)], {"val": args.val, "test": 0, "seed": 0}))
-            for init, label in ((None, "small set, from scratch"), (str(workdir / f"{molecule}_pretrain" / "model.pt"),
-                                                                      "small set, EMPP pre-trained")):
-                errors = _run(base, f"{molecule}_finetune_{'pre' if init else 'scratch'}", workdir, init_from=init,
-                              data=_data_config(base, [str(labelled)], small))
-                rows.append((molecule, label, errors["test"]))
-    _print_table(rows)
+            labelled = _data(workdir, molecule, args.finetune_frames + args.val + args.test, seed=2)
+            supervised[f"{molecule}_pretrain"] = {
+                "empp": EMPPConfig(masks=max(args.masks), pretrain=True, sphere_points=args.sphere_points),
+                "data": _data_config(base, [str(unlabelled)], {"val": args.val, "test": 0, "seed": 0})}
+            small = _data_config(base, [str(labelled)], {"val": args.val, "test": args.test, "seed": 0})
+            finetune[f"{molecule}_finetune_scratch"] = {"data": small}
+            finetune[f"{molecule}_finetune_pre"] = {"data": small,
+                                                    "init_from": str(workdir / f"{molecule}_pretrain" / "model.pt")}
+            rows += [(molecule, "small set, from scratch", f"{molecule}_finetune_scratch"),
+                     (molecule, "small set, EMPP pre-trained", f"{molecule}_finetune_pre")]
+    errors = _run_all(base, workdir, supervised, args.jobs)
+    errors.update(_run_all(base, workdir, finetune, args.jobs))
+    table = [(molecule, variant, errors[name]["test"]) for molecule, variant, name in rows]
+    _print_table(table)
     with open(workdir / "results.json", "w") as fh:
-        json.dump([{"molecule": m, "variant": v, **e} for m, v, e in rows], fh, indent=2)
+        json.dump([{"molecule": m, "variant": v, **e} for m, v, e in table], fh, indent=2)
     return 0
 
 
@@ -167,10 +200,9 @@ def _print_table(rows) -> None:
         de = 100 * (e["energy_mae"] / b["energy_mae"] - 1)
         df = 100 * (e["force_mae"] / b["force_mae"] - 1)
         paper = ""
-        masks = {"1 mask": 1, "3 masks": 2}.get(variant)
+        masks = {"1 mask": 1, "3 masks": 2}.get(variant.split(",")[0])
         if masks and molecule in PAPER:
             (pe, pf), (me, mf) = PAPER[molecule][0], PAPER[molecule][masks]
             paper = f"{100 * (me / pe - 1):+.0f}% / {100 * (mf / pf - 1):+.0f}%"
         print(f"{molecule:<14} {variant:<28} {e['energy_mae']:>8.3f} {e['force_mae']:>8.2f} {de:>+6.1f}% {df:>+6.1f}%   {paper}")
     print("E MAE in meV/atom, F MAE in meV/Å on the held-out test frames; d = change vs the baseline row above.")
-
