@@ -92,7 +92,7 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=int, default=100)
     parser.add_argument("--test", type=int, default=100)
     parser.add_argument("--masks", type=int, nargs="+", default=[0, 1, 3])
-    parser.add_argument("--weights", type=float, nargs="+", default=[1.0],
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.1],
                         help="w_EMPP values (each with every mask count)")
     parser.add_argument("--sphere-points", type=int, default=2500)
     parser.add_argument("--pretrain-frames", type=int, default=0,
