@@ -59,7 +59,10 @@ class EquiformerV2Config:
 
 
 class TransformerBlock(nn.Module):
-    def __init__(self, cfg: EquiformerV2Config, num_species: int):
+    """norm -> graph attention -> residual, norm -> update -> residual. The update is EquiformerV2's
+    feed-forward network unless another module is given (EST's update block, :mod:`mlff.models.est`)."""
+
+    def __init__(self, cfg: EquiformerV2Config, num_species: int, update: nn.Module | None = None):
         super().__init__()
         self.norm1 = equivariant_norm(cfg.norm, cfg.lmax, cfg.channels)
         self.attention = SO2GraphAttention(
@@ -67,7 +70,8 @@ class TransformerBlock(nn.Module):
             cfg.value_channels, cfg.edge_channels, cfg.num_basis, cfg.edge_activation, cfg.grid_resolution,
         )
         self.norm2 = equivariant_norm(cfg.norm, cfg.lmax, cfg.channels)
-        self.ffn = FeedForward(cfg.channels, cfg.ffn_hidden, cfg.channels, cfg.lmax, cfg.ffn_activation, cfg.grid_resolution)
+        self.ffn = update if update is not None else FeedForward(
+            cfg.channels, cfg.ffn_hidden, cfg.channels, cfg.lmax, cfg.ffn_activation, cfg.grid_resolution)
 
     def forward(self, x, species, frame, basis, envelope, edge_index):
         x = x + self.attention(self.norm1(x), species, frame, basis, envelope, edge_index)
@@ -78,12 +82,13 @@ class EquiformerV2(nn.Module):
     """Per-atom energies from species and edge vectors."""
 
     name = "equiformer_v2"
+    config_class = EquiformerV2Config
 
     def __init__(self, config: EquiformerV2Config | None = None, **overrides):
         super().__init__()
-        cfg = config or EquiformerV2Config()
+        cfg = config or self.config_class()
         if overrides:
-            cfg = EquiformerV2Config(**{**asdict(cfg), **overrides})
+            cfg = self.config_class(**{**asdict(cfg), **overrides})
         if cfg.mmax > cfg.lmax:
             raise ValueError(f"mmax ({cfg.mmax}) cannot exceed lmax ({cfg.lmax})")
         self.config = cfg
@@ -97,9 +102,13 @@ class EquiformerV2(nn.Module):
         self.edge_degree = EdgeDegreeEmbedding(
             cfg.channels, cfg.lmax, n_species, cfg.edge_channels, cfg.num_basis, cfg.avg_degree
         )
-        self.blocks = nn.ModuleList(TransformerBlock(cfg, n_species) for _ in range(cfg.num_layers))
+        self.blocks = nn.ModuleList(TransformerBlock(cfg, n_species, self.make_update(cfg)) for _ in range(cfg.num_layers))
         self.final_norm = equivariant_norm(cfg.norm, cfg.lmax, cfg.channels)
         self.head = EnergyHead(cfg.channels, cfg.ffn_hidden, cfg.lmax, cfg.ffn_activation, cfg.grid_resolution)
+
+    def make_update(self, cfg) -> nn.Module | None:
+        """The update module of each block (None: EquiformerV2's feed-forward network)."""
+        return None
 
     def forward(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """Species indices ``[N]``, edge vectors ``[E, 3]`` and ``edge_index [2, E]`` -> energies ``[N]``."""

@@ -58,12 +58,17 @@ class SphereSampling(torch.nn.Module):
     :mod:`mlff.so3.spherical_harmonics`); ``from_points`` is its least-squares inverse.
     """
 
-    def __init__(self, lmax: int, n: int | None = None, refine_steps: int = 0):
+    def __init__(self, lmax: int, n: int | None = None, refine_steps: int = 0, points: torch.Tensor | None = None):
         super().__init__()
-        n = n if n is not None else max((2 * lmax) ** 2, (lmax + 1) ** 2)
-        if n < (lmax + 1) ** 2:
+        if points is None:
+            n = n if n is not None else max((2 * lmax) ** 2, (lmax + 1) ** 2)
+            points = fibonacci_points(n) if n >= (lmax + 1) ** 2 else None
+        else:  # any other point set, e.g. an equiangular grid for comparison
+            points = torch.nn.functional.normalize(torch.as_tensor(points, dtype=torch.float64), dim=1)
+            n = points.shape[0]
+        if points is None or n < (lmax + 1) ** 2:
             raise ValueError(f"{n} points cannot resolve lmax={lmax}: need at least {(lmax + 1) ** 2}")
-        points = repel(fibonacci_points(n), refine_steps)
+        points = repel(points, refine_steps)
         basis = spherical_harmonics(lmax, points)  # [n, K]
         self.lmax, self.n = lmax, n
         self.register_buffer("points", points, persistent=False)

@@ -1,0 +1,61 @@
+"""EST (An et al., 2025, "Equivariant Spherical Transformer for Efficient Molecular Modeling"):
+EquiformerV2's graph-attention message block followed by EST's update block (spherical attention
+and a hybrid mixture of steerable and spherical experts, :mod:`mlff.nn.est_update`) in place of
+the feed-forward network. Everything else (embeddings, smooth cutoff, edge frames, energy head,
+conservative forces and stress through :class:`~mlff.models.energy_model.EnergyModel`) is shared
+with :class:`~mlff.models.equiformer_v2.EquiformerV2`.
+
+The sampling points are a Fibonacci lattice of ``sphere_points`` points (default ``(2 lmax + 1)
+(2 lmax + 2)``, as in the EST code, which exceeds ``(2 lmax)^2``), optionally refined by
+``refine_steps`` rounds of repulsion at construction; ``sampling="equiangular"`` uses an
+e3nn-style product grid of about as many points instead (for the equivariance comparison).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import nn
+
+from mlff.models.equiformer_v2 import EquiformerV2, EquiformerV2Config
+from mlff.nn.est_update import ESTUpdate
+from mlff.so3.fibonacci import SphereSampling
+from mlff.so3.grid import grid_points
+
+
+@dataclass
+class ESTConfig(EquiformerV2Config):
+    sphere_points: int | None = None  # default (2 lmax + 1)(2 lmax + 2)
+    refine_steps: int = 0  # repulsion rounds applied once to the Fibonacci lattice
+    sampling: str = "fibonacci"  # or "equiangular"
+    est_heads: int = 1
+    steerable_experts: int = 2
+    spherical_experts: int = 2
+    expert_hidden: int = 32
+    orientation_degree: int = 4
+
+
+def make_sampling(lmax: int, points: int | None, refine_steps: int = 0, kind: str = "fibonacci") -> SphereSampling:
+    n = points if points is not None else (2 * lmax + 1) * (2 * lmax + 2)
+    if n < (2 * lmax) ** 2:
+        raise ValueError(f"sphere_points={n} is below (2 lmax)^2 = {(2 * lmax) ** 2}")
+    if kind == "fibonacci":
+        return SphereSampling(lmax, n, refine_steps)
+    if kind == "equiangular":
+        res = math.ceil(math.sqrt(n))
+        return SphereSampling(lmax, points=grid_points(res, res), refine_steps=refine_steps)
+    raise ValueError(f"unknown sampling {kind!r}; use 'fibonacci' or 'equiangular'")
+
+
+class EST(EquiformerV2):
+    """Per-atom energies from species and edge vectors, with EST update blocks."""
+
+    name = "est"
+    config_class = ESTConfig
+
+    def make_update(self, cfg: ESTConfig) -> nn.Module:
+        if not hasattr(self, "sampling"):  # one point set, shared by every block
+            self.sampling = make_sampling(cfg.lmax, cfg.sphere_points, cfg.refine_steps, cfg.sampling)
+        return ESTUpdate(cfg.channels, cfg.expert_hidden, cfg.lmax, self.sampling, cfg.est_heads,
+                         cfg.steerable_experts, cfg.spherical_experts, cfg.orientation_degree)
