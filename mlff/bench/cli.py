@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlff.bench import empp, model_speed, neighbors, symmetry
+from mlff.bench import empp, est, model_speed, neighbors, symmetry
 from mlff.cli import Command
 
 COMMANDS = [
@@ -16,4 +16,8 @@ COMMANDS = [
             empp.add_cost_arguments, empp.cost),
     Command(("bench", "empp-study"), "train with and without EMPP (and EMPP pre-training) on generated MD17-style data",
             empp.add_study_arguments, empp.study),
+    Command(("bench", "est-equivariance"), "rotation errors of untrained EST networks vs sampling and depth (EST Table 5)",
+            est.add_equivariance_arguments, est.equivariance),
+    Command(("bench", "est-accuracy"), "EST vs EquiformerV2 at matched presets: test MAE and ms per training step",
+            est.add_accuracy_arguments, est.accuracy),
 ]

@@ -14,18 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
-import os
-import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
-from ase import Atoms
 
+from mlff.bench.studies import data_config, run_all, study_data
 from mlff.bench.timing import best_time
 from mlff.calculator import resolve_device
-from mlff.data.formats import write_structures
 from mlff.data.generate import generate_md17
 from mlff.data.graph import AtomicGraph
 from mlff.models.energy_model import EnergyModel
@@ -105,41 +100,6 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", default="empp_study")
 
 
-def _data(workdir: Path, molecule: str, frames: int, seed: int, labels: bool = True) -> Path:
-    path = workdir / f"{molecule}_500K_{frames}_s{seed}{'' if labels else '_unlabelled'}.xyz"
-    if not path.is_file():
-        structures = generate_md17(molecule, frames, temperature=500, seed=seed, progress=False)
-        if not labels:
-            structures = [Atoms(a.numbers, a.positions) for a in structures]
-        write_structures(path, structures)
-    return path
-
-
-def _run(base: TrainConfig, name: str, workdir: Path, threads: int | None = None, **changes) -> dict:
-    """Train one variant (or reuse its finished result) and return its train/val/test errors."""
-    cfg = TrainConfig(**{**vars(base), **changes, "output": str(workdir / name), "progress": False})
-    metrics = workdir / name / "metrics.json"
-    if not metrics.is_file():
-        from mlff.train.run import train
-
-        if threads:
-            torch.set_num_threads(threads)
-        start = time.perf_counter()
-        train(cfg.check(), log=lambda *_: None)
-        print(f"  {name}: trained in {time.perf_counter() - start:.0f} s", flush=True)
-    return json.loads(metrics.read_text())["errors"]
-
-
-def _run_all(base: TrainConfig, workdir: Path, runs: dict[str, dict], jobs: int) -> dict[str, dict]:
-    """Run the named variants, ``jobs`` at a time in separate processes (inline when ``jobs`` is 1)."""
-    if jobs <= 1:
-        return {name: _run(base, name, workdir, **changes) for name, changes in runs.items()}
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {name: pool.submit(_run, base, name, workdir, threads, **changes) for name, changes in runs.items()}
-        return {name: future.result() for name, future in futures.items()}
-
-
 def _variant(n: int, weight: float, several_weights: bool) -> str:
     if not n:
         return "no EMPP"
@@ -155,8 +115,8 @@ def study(args: argparse.Namespace) -> int:
     several = len(args.weights) > 1
     supervised, finetune, rows = {}, {}, []  # rows: (molecule, variant, run name)
     for molecule in args.molecules:
-        data = _data_config(base, [str(_data(workdir, molecule, args.frames, seed=0))],
-                            {"val": args.val, "test": args.test, "seed": 0})
+        data = data_config(base, [str(study_data(workdir, molecule, args.frames, seed=0))],
+                           {"val": args.val, "test": args.test, "seed": 0})
         for n in args.masks:
             for weight in args.weights if n else [0.0]:
                 name = f"{molecule}_masks{n}" + (f"_w{weight:g}" if n and several else "")
@@ -164,30 +124,24 @@ def study(args: argparse.Namespace) -> int:
                                                                     sphere_points=args.sphere_points) if n else None}
                 rows.append((molecule, _variant(n, weight, several), name))
         if args.pretrain_frames:
-            unlabelled = _data(workdir, molecule, args.pretrain_frames, seed=1, labels=False)
-            labelled = _data(workdir, molecule, args.finetune_frames + args.val + args.test, seed=2)
+            unlabelled = study_data(workdir, molecule, args.pretrain_frames, seed=1, labels=False)
+            labelled = study_data(workdir, molecule, args.finetune_frames + args.val + args.test, seed=2)
             supervised[f"{molecule}_pretrain"] = {
                 "empp": EMPPConfig(masks=max(args.masks), pretrain=True, sphere_points=args.sphere_points),
-                "data": _data_config(base, [str(unlabelled)], {"val": args.val, "test": 0, "seed": 0})}
-            small = _data_config(base, [str(labelled)], {"val": args.val, "test": args.test, "seed": 0})
+                "data": data_config(base, [str(unlabelled)], {"val": args.val, "test": 0, "seed": 0})}
+            small = data_config(base, [str(labelled)], {"val": args.val, "test": args.test, "seed": 0})
             finetune[f"{molecule}_finetune_scratch"] = {"data": small}
             finetune[f"{molecule}_finetune_pre"] = {"data": small,
                                                     "init_from": str(workdir / f"{molecule}_pretrain" / "model.pt")}
             rows += [(molecule, "small set, from scratch", f"{molecule}_finetune_scratch"),
                      (molecule, "small set, EMPP pre-trained", f"{molecule}_finetune_pre")]
-    errors = _run_all(base, workdir, supervised, args.jobs)
-    errors.update(_run_all(base, workdir, finetune, args.jobs))
+    errors = run_all(base, workdir, supervised, args.jobs)
+    errors.update(run_all(base, workdir, finetune, args.jobs))
     table = [(molecule, variant, errors[name]["test"]) for molecule, variant, name in rows]
     _print_table(table)
     with open(workdir / "results.json", "w") as fh:
         json.dump([{"molecule": m, "variant": v, **e} for m, v, e in table], fh, indent=2)
     return 0
-
-
-def _data_config(base: TrainConfig, files: list[str], split: dict):
-    from mlff.train.config import DataConfig, SplitConfig
-
-    return DataConfig(train=files, keys=base.data.keys, split=SplitConfig(**split))
 
 
 def _print_table(rows) -> None:

@@ -1,0 +1,58 @@
+"""Shared plumbing of the training studies (``mlff bench empp-study``, ``est-accuracy``): generated
+MD17-style data files, one training run per variant (reused when already finished), and several
+runs at once in separate processes."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+from ase import Atoms
+
+from mlff.data.formats import write_structures
+from mlff.data.generate import generate_md17
+from mlff.train.config import DataConfig, SplitConfig, TrainConfig
+
+
+def study_data(workdir: Path, molecule: str, frames: int, seed: int, labels: bool = True) -> Path:
+    path = workdir / f"{molecule}_500K_{frames}_s{seed}{'' if labels else '_unlabelled'}.xyz"
+    if not path.is_file():
+        structures = generate_md17(molecule, frames, temperature=500, seed=seed, progress=False)
+        if not labels:
+            structures = [Atoms(a.numbers, a.positions) for a in structures]
+        write_structures(path, structures)
+    return path
+
+
+def train_variant(base: TrainConfig, name: str, workdir: Path, threads: int | None = None, **changes) -> dict:
+    """Train one variant (or reuse its finished result) and return its train/val/test errors."""
+    cfg = TrainConfig(**{**vars(base), **changes, "output": str(workdir / name), "progress": False})
+    metrics = workdir / name / "metrics.json"
+    if not metrics.is_file():
+        from mlff.train.run import train
+
+        if threads:
+            torch.set_num_threads(threads)
+        start = time.perf_counter()
+        train(cfg.check(), log=lambda *_: None)
+        print(f"  {name}: trained in {time.perf_counter() - start:.0f} s", flush=True)
+    return json.loads(metrics.read_text())["errors"]
+
+
+def run_all(base: TrainConfig, workdir: Path, runs: dict[str, dict], jobs: int) -> dict[str, dict]:
+    """Run the named variants, ``jobs`` at a time in separate processes (inline when ``jobs`` is 1)."""
+    if jobs <= 1:
+        return {name: train_variant(base, name, workdir, **changes) for name, changes in runs.items()}
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: pool.submit(train_variant, base, name, workdir, threads, **changes) for name, changes in runs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def data_config(base: TrainConfig, files: list[str], split: dict) -> DataConfig:
+    return DataConfig(train=files, keys=base.data.keys, split=SplitConfig(**split))
