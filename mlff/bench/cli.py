@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlff.bench import empp, est, model_speed, neighbors, symmetry
+from mlff.bench import empp, est, kfold, model_speed, neighbors, symmetry
 from mlff.cli import Command
 
 COMMANDS = [
@@ -20,4 +20,6 @@ COMMANDS = [
             est.add_equivariance_arguments, est.equivariance),
     Command(("bench", "est-accuracy"), "EST vs EquiformerV2 at matched presets: test MAE and ms per training step",
             est.add_accuracy_arguments, est.accuracy),
+    Command(("bench", "est-kfold"), "k-fold symmetric stars: can one layer tell two orientations apart (EST Table 4)",
+            kfold.add_arguments, kfold.main),
 ]

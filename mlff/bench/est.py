@@ -74,10 +74,10 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 
 def equivariance_error(model: EnergyModel, molecules: list[Atoms], chunk: int = 100, seed: int = 0):
-    """Means over molecules of mean_i |F_i(Rx) - R F_i(x)| (eV/Å), of |E(Rx) - E(x)| per atom (meV)
-    and of mean_i |F_i(x)| (eV/Å, the scale the force error compares with)."""
+    """Means over molecules of mean_i |F_i(Rx) - R F_i(x)| (eV/Å), of |E(Rx) - E(x)| per atom (meV),
+    of mean_i |F_i(x)| (eV/Å) and of |E(x)| per atom (meV): the scales the errors compare with."""
     rng = np.random.default_rng(seed)
-    force_errors, energy_errors, force_norms = [], [], []
+    force_errors, energy_errors, force_norms, energy_norms = [], [], [], []
     for start in range(0, len(molecules), chunk):
         batch = molecules[start:start + chunk]
         rotations = [_random_rotation(rng) for _ in batch]
@@ -95,7 +95,8 @@ def equivariance_error(model: EnergyModel, molecules: list[Atoms], chunk: int = 
             force_errors.append(np.linalg.norm(f1[block] - f0[block] @ rotation.T, axis=1).mean())
             energy_errors.append(1000 * abs(e1[k] - e0[k]) / len(batch[k]))
             force_norms.append(np.linalg.norm(f0[block], axis=1).mean())
-    return float(np.mean(force_errors)), float(np.mean(energy_errors)), float(np.mean(force_norms))
+            energy_norms.append(1000 * abs(e0[k]) / len(batch[k]))
+    return tuple(float(np.mean(v)) for v in (force_errors, energy_errors, force_norms, energy_norms))
 
 
 def equivariance(args: argparse.Namespace) -> int:
@@ -121,8 +122,9 @@ def equivariance(args: argparse.Namespace) -> int:
             model = EnergyModel(network).double().eval()
             row.append(equivariance_error(model, molecules, args.chunk))
         results[label] = row
-        print(f"{label:<40}" + "".join(f"{f:>11.1e} [{e:.0e}]".rjust(22) for f, e, _ in row), flush=True)
-    print(f"{'(mean |F|, eV/Å, first variant)':<40}" + "".join(f"{n:>22.2f}" for _, _, n in results[next(iter(results))]))
+        print(f"{label:<40}" + "".join(f"{f:>11.1e} [{e:.0e}]".rjust(22) for f, e, _, _ in row), flush=True)
+    first = results[next(iter(results))]
+    print(f"{'scale: mean |F| eV/Å [|E| meV/atom]':<40}" + "".join(f"{n:>11.2f} [{m:.0f}]".rjust(22) for _, _, n, m in first))
     print("paper (QM9, its own units and point counts):")
     for label, row in PAPER_TABLE5.items():
         print(f"  {label:<38}" + "".join(f"{v:>22}" for v in row[: len(args.layers)]))

@@ -59,13 +59,15 @@ class EquiformerV2Config:
 
 
 class TransformerBlock(nn.Module):
-    """norm -> graph attention -> residual, norm -> update -> residual. The update is EquiformerV2's
-    feed-forward network unless another module is given (EST's update block, :mod:`mlff.models.est`)."""
+    """norm -> message -> residual, norm -> update -> residual. The message is EquiformerV2's graph
+    attention and the update its feed-forward network unless other modules are given (EST's,
+    :mod:`mlff.models.est`)."""
 
-    def __init__(self, cfg: EquiformerV2Config, num_species: int, update: nn.Module | None = None):
+    def __init__(self, cfg: EquiformerV2Config, num_species: int, update: nn.Module | None = None,
+                 message: nn.Module | None = None):
         super().__init__()
         self.norm1 = equivariant_norm(cfg.norm, cfg.lmax, cfg.channels)
-        self.attention = SO2GraphAttention(
+        self.attention = message if message is not None else SO2GraphAttention(
             cfg.channels, cfg.lmax, cfg.mmax, num_species, cfg.heads, cfg.attn_hidden, cfg.alpha_channels,
             cfg.value_channels, cfg.edge_channels, cfg.num_basis, cfg.edge_activation, cfg.grid_resolution,
         )
@@ -102,12 +104,19 @@ class EquiformerV2(nn.Module):
         self.edge_degree = EdgeDegreeEmbedding(
             cfg.channels, cfg.lmax, n_species, cfg.edge_channels, cfg.num_basis, cfg.avg_degree
         )
-        self.blocks = nn.ModuleList(TransformerBlock(cfg, n_species, self.make_update(cfg)) for _ in range(cfg.num_layers))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(cfg, n_species, self.make_update(cfg), self.make_message(cfg, n_species))
+            for _ in range(cfg.num_layers)
+        )
         self.final_norm = equivariant_norm(cfg.norm, cfg.lmax, cfg.channels)
         self.head = EnergyHead(cfg.channels, cfg.ffn_hidden, cfg.lmax, cfg.ffn_activation, cfg.grid_resolution)
 
     def make_update(self, cfg) -> nn.Module | None:
         """The update module of each block (None: EquiformerV2's feed-forward network)."""
+        return None
+
+    def make_message(self, cfg, num_species: int) -> nn.Module | None:
+        """The message module of each block (None: EquiformerV2's graph attention)."""
         return None
 
     def forward(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,9 @@ The sampling points are a Fibonacci lattice of ``sphere_points`` points (default
 (2 lmax + 2)``, as in the EST code, which exceeds ``(2 lmax)^2``), optionally refined by
 ``refine_steps`` rounds of repulsion at construction; ``sampling="equiangular"`` uses an
 e3nn-style product grid of about as many points instead (for the equivariance comparison).
+``message="spherical"`` replaces the graph attention by EST's own message block, spherical
+cross-attention between the atoms' features and the edge direction
+(:mod:`mlff.nn.spherical_message`; the paper's one-layer expressivity model).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch import nn
 
 from mlff.models.equiformer_v2 import EquiformerV2, EquiformerV2Config
 from mlff.nn.est_update import ESTUpdate
+from mlff.nn.spherical_message import SphericalMessage
 from mlff.so3.fibonacci import SphereSampling
 from mlff.so3.grid import grid_points
 
@@ -34,6 +38,7 @@ class ESTConfig(EquiformerV2Config):
     spherical_experts: int = 2
     expert_hidden: int = 32
     orientation_degree: int = 4
+    message: str = "graph_attention"  # or "spherical": EST's cross-attention message block
 
 
 def make_sampling(lmax: int, points: int | None, refine_steps: int = 0, kind: str = "fibonacci") -> SphereSampling:
@@ -54,8 +59,19 @@ class EST(EquiformerV2):
     name = "est"
     config_class = ESTConfig
 
-    def make_update(self, cfg: ESTConfig) -> nn.Module:
+    def shared_sampling(self, cfg: ESTConfig) -> SphereSampling:
         if not hasattr(self, "sampling"):  # one point set, shared by every block
             self.sampling = make_sampling(cfg.lmax, cfg.sphere_points, cfg.refine_steps, cfg.sampling)
-        return ESTUpdate(cfg.channels, cfg.expert_hidden, cfg.lmax, self.sampling, cfg.est_heads,
+        return self.sampling
+
+    def make_message(self, cfg: ESTConfig, num_species: int) -> nn.Module | None:
+        if cfg.message == "graph_attention":
+            return None
+        if cfg.message == "spherical":
+            return SphericalMessage(cfg.channels, cfg.lmax, num_species, self.shared_sampling(cfg), cfg.est_heads,
+                                    cfg.edge_channels, cfg.num_basis, cfg.avg_degree, cfg.orientation_degree)
+        raise ValueError(f"unknown EST message block {cfg.message!r}; use 'graph_attention' or 'spherical'")
+
+    def make_update(self, cfg: ESTConfig) -> nn.Module:
+        return ESTUpdate(cfg.channels, cfg.expert_hidden, cfg.lmax, self.shared_sampling(cfg), cfg.est_heads,
                          cfg.steerable_experts, cfg.spherical_experts, cfg.orientation_degree)
