@@ -28,8 +28,9 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
     "est": {
         # EquiformerV2 small's message block and size; the update is EST's with 1 steerable + 2
-        # spherical experts (457k parameters vs 439k) on 144 Fibonacci points: the EST code's 56
-        # points for L=3 leave 1e-3 relative rotation error in the energy, 144 leave about 2e-5.
+        # spherical experts (457k parameters vs 439k) on 144 Fibonacci points: untrained, forces
+        # rotate correctly to 2-5 % of their size with the EST code's 56 points for L=3 and to
+        # 0.4-1 % with 144 (mlff bench est-equivariance).
         "small": dict(
             cutoff=5.0, num_layers=2, channels=32, lmax=3, mmax=2, heads=4, attn_hidden=32,
             alpha_channels=16, value_channels=8, ffn_hidden=32, edge_channels=32, num_basis=32,
