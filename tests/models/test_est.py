@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from mlff.models.est import EST, make_sampling
+from mlff.nn.edge_frame import EdgeFrame
 from mlff.nn.est_update import ESTUpdate
+from mlff.nn.radial import GaussianBasis
+from mlff.nn.spherical_message import SphericalMessage
 from mlff.nn.spherical_attention import SphericalAttention, legendre_table
 from mlff.so3.rotation import WignerD
 from tests.models.model_suite import ModelSuite
@@ -122,3 +125,29 @@ def test_gate_weights_are_a_dense_softmax():
     weights = torch.softmax(update.gate(torch.randn(4, 8)), -1)
     assert weights.shape == (4, 5) and torch.allclose(weights.sum(1), torch.ones(4))
     assert (weights > 0).all() and math.isclose(float(weights.sum()), 4.0, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("points, bound", [(30, 3e-2), (400, 3e-4)])  # seen: 1.2e-2, 1.0e-4
+def test_message_block_equivariance_improves_with_more_points(points, bound):
+    """||M(D x, R r) - D M(x, r)|| / ||M(x, r)|| for EST's spherical message block on a random graph."""
+    torch.manual_seed(0)
+    lmax, c, n = 2, 8, 6
+    message = SphericalMessage(c, lmax, 2, make_sampling(lmax, points), heads=2, edge_channels=8, num_basis=8).double()
+    frame, basis = EdgeFrame(lmax, lmax), GaussianBasis(4.0, 8)
+    pairs = [(j, i) for i in range(n) for j in range(n) if i != j]
+    edge_index = torch.tensor(pairs).T  # every ordered pair: (sender, receiver)
+    positions = torch.randn(n, 3, dtype=torch.float64)
+    species = torch.tensor([0, 1, 0, 1, 1, 0])
+    x = torch.randn(n, (lmax + 1) ** 2, c, dtype=torch.float64)
+    rotation = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))[0]
+    rotation = rotation * torch.linalg.det(rotation)
+    d = WignerD(lmax)(rotation[None])[0]
+
+    def run(features, pos):
+        vectors = pos[edge_index[0]] - pos[edge_index[1]]
+        lengths = vectors.norm(dim=1)
+        return message(features, species, frame(vectors), basis(lengths), torch.ones_like(lengths), edge_index)
+
+    out = run(x, positions)
+    error = (run(d @ x, positions @ rotation.T) - d @ out).norm() / out.norm()
+    assert error < bound, f"{error:.2e}"
