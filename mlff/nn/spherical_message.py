@@ -11,9 +11,10 @@ divided by the average degree and mixed by a final degree-wise linear map.
 
 It has the signature of :class:`~mlff.nn.attention.SO2GraphAttention`, so a transformer block
 takes either. Like the update block it is equivariant up to the aliasing of the point-wise
-operations; unlike it, the aliasing here depends on each edge's direction relative to the points,
-which is what lets it "see" orientations that an exactly equivariant layer of the same degree
-cannot (``mlff bench est-kfold``).
+operations; unlike it, the aliasing here depends on each edge's direction relative to the points.
+That direction-dependent error is what lets one such layer tell apart orientations of k-fold
+structures (k > lmax) that an exactly equivariant layer of the same degree cannot: the difference
+it sees is its own symmetry error, and it shrinks with more points (``mlff bench est-kfold``).
 """
 
 from __future__ import annotations
