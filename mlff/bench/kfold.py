@@ -119,8 +119,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _variants(args) -> list[tuple[str, dict]]:
     rows = [(f"EquiformerV2 L={lmax}", dict(kind="eqv2", lmax=lmax)) for lmax in args.eqv2_degrees]
     for spec in args.est:
-        lmax, points, *message = spec.split(":")
-        message = message[0] if message else "graph_attention"
+        parts = spec.split(":")
+        if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts[:2]) or parts[2:] not in ([], ["spherical"]):
+            raise SystemExit(f"--est {spec!r}: expected L:points or L:points:spherical, e.g. 1:12:spherical")
+        lmax, points = parts[:2]
+        message = "spherical" if len(parts) == 3 else "graph_attention"
         label = f"EST L={lmax}, {points} pts" + (", EST msg" if message == "spherical" else "")
         rows.append((label, dict(kind="est", lmax=int(lmax), points=int(points), message=message)))
     return rows

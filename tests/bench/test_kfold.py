@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from mlff.bench.kfold import one_layer, separation, star, train_accuracy
@@ -63,3 +64,8 @@ def test_cli_table(capfd):
     assert main(argv) == 0
     out = capfd.readouterr().out
     assert "EquiformerV2 L=1" in out and "EST L=1, 12 pts, EST msg" in out and "paper" in out
+
+
+def test_bad_variant_is_named():
+    with pytest.raises(SystemExit, match="1:x"):
+        main(["bench", "est-kfold", "--est", "1:x"])
