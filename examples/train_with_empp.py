@@ -3,6 +3,7 @@
     python examples/train_with_empp.py [workdir]
 """
 
+import logging
 import sys
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from mlff.data.formats import write_structures
 from mlff.data.generate import generate_md17
 from mlff.train.config import load_config
 from mlff.train.run import train
+
+logging.basicConfig(level=logging.INFO, format="%(message)s")  # show mlff's progress lines
 
 work = Path(sys.argv[1] if len(sys.argv) > 1 else "empp_example")
 work.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,6 @@ the result is identical to a fresh build.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -25,61 +24,63 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from mlff.data.graph import AtomicGraph
+from mlff.data.validation import validate_atoms
 from mlff.data.verlet import VerletList
-from mlff.errors import MLFFError
+from mlff.errors import ConfigError, StructureError
+from mlff.kernels import active_backend, use_backend
 from mlff.models.checkpoint import load_checkpoint
 from mlff.models.energy_model import EnergyModel
-
-_DTYPES = {"float32": torch.float32, "float64": torch.float64, None: None}
-
-
-def potentials_dir() -> Path:
-    """Folder of shipped potentials (``$MLFF_POTENTIALS`` or ``potentials/`` beside the package)."""
-    return Path(os.environ.get("MLFF_POTENTIALS", Path(__file__).resolve().parents[1] / "potentials"))
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MLFFError(f"device {device} requested but CUDA is not available on this machine")
-    if device.type not in ("cpu", "cuda"):
-        raise MLFFError(f"unsupported device {device}; use 'cpu', 'cuda' or 'auto'")
-    return device
+from mlff.models.potentials import checkpoint_path
+from mlff.runtime import resolve_device, resolve_dtype
 
 
 def load(model: str | os.PathLike | EnergyModel, device="auto", dtype=None) -> EnergyModel:
-    """An :class:`EnergyModel` from a checkpoint path, a shipped potential's name, or a model."""
-    device = resolve_device(device)
-    dtype = _DTYPES[dtype] if isinstance(dtype, str) or dtype is None else dtype
+    """An :class:`EnergyModel` from a checkpoint path, a shipped potential's name, or a model.
+
+    ``device``: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; ``dtype``: ``"float32"``,
+    ``"float64"`` or None (as stored). Anything else is a :class:`~mlff.errors.ConfigError`.
+    """
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
     if isinstance(model, EnergyModel):
         model = model.to(device).eval()
         return model.to(dtype) if dtype is not None else model
-    path = Path(model)
-    if not path.exists() and (potentials_dir() / str(model) / "model.pt").is_file():
-        path = potentials_dir() / str(model) / "model.pt"
-    return load_checkpoint(path, device=device, dtype=dtype)
+    if not isinstance(model, (str, os.PathLike)):
+        raise ConfigError(f"model must be a checkpoint path, a shipped potential's name or an EnergyModel, "
+                          f"got {type(model).__name__}")
+    return load_checkpoint(checkpoint_path(model), device=device, dtype=dtype)
 
 
 class MLFFCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
     def __init__(self, model, device: str = "auto", dtype: str | torch.dtype | None = None,
-                 skin: float = 0.5, **kwargs):
+                 skin: float = 0.5, kernels: str = "auto", **kwargs):
         super().__init__(**kwargs)
+        if not skin >= 0:
+            raise ConfigError(f"skin must be >= 0 Å, got {skin}")
         self.model = load(model, device=device, dtype=dtype)
         self.device = next(iter(self.model.buffers())).device
         self.dtype = next(self.model.parameters()).dtype
+        with use_backend(kernels):
+            active_backend(self.device)  # an unknown or unavailable backend fails here, not mid-run
+        self.kernels = kernels
         self.neighbors = VerletList(self.model.cutoff, skin=skin)
 
     def _graph(self, atoms: Atoms) -> AtomicGraph:
+        """The graph of ``atoms``, validated before the neighbour list touches it.
+
+        Every call checks that the positions are finite; whenever the neighbour list is rebuilt
+        (new elements, cell or periodicity, or atoms moved by more than half the skin) the full
+        :func:`~mlff.data.validation.validate_atoms` runs, including the model's species.
+        """
         if not np.isfinite(atoms.positions).all():
-            raise MLFFError("positions contain NaN or infinity")
-        validate = self.neighbors.needs_rebuild(atoms)
+            atom = int(np.flatnonzero(~np.isfinite(atoms.positions).all(1))[0])
+            raise StructureError(f"positions contain NaN or infinity (atom {atom}: {atoms.positions[atom]})")
+        if self.neighbors.needs_rebuild(atoms):
+            validate_atoms(atoms, species=self.model.species)
         nl = self.neighbors(atoms)
         return AtomicGraph.from_atoms(atoms, self.model.cutoff, dtype=self.dtype, device=self.device,
-                                      labels=False, validate=validate, neighbors=[nl])
+                                      labels=False, validate=False, neighbors=[nl])
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -88,7 +89,8 @@ class MLFFCalculator(Calculator):
             raise PropertyNotImplementedError(
                 f"stress needs a cell periodic in x, y and z; this structure has pbc={list(self.atoms.pbc)}"
             )
-        out = self.model(self._graph(self.atoms), forces=True, stress=want_stress)
+        with use_backend(self.kernels):
+            out = self.model(self._graph(self.atoms), forces=True, stress=want_stress)
         self.results = _to_results(out, 0, slice(None))
 
     def reset(self):
@@ -97,11 +99,17 @@ class MLFFCalculator(Calculator):
 
     def batch(self, structures: Sequence[Atoms], stress: bool = False) -> list[dict]:
         """Evaluate many structures in one pass; one results dict per structure."""
+        structures = list(structures)
+        if not structures:
+            raise StructureError("batch: no structures given")
+        for k, atoms in enumerate(structures):
+            validate_atoms(atoms, where=f"structure {k}", species=self.model.species)
         if stress and not all(all(a.pbc) for a in structures):
             raise PropertyNotImplementedError("stress needs every structure periodic in x, y and z")
-        graph = AtomicGraph.from_atoms(list(structures), self.model.cutoff, dtype=self.dtype,
-                                       device=self.device, labels=False)
-        out = self.model(graph, forces=True, stress=stress)
+        graph = AtomicGraph.from_atoms(structures, self.model.cutoff, dtype=self.dtype,
+                                       device=self.device, labels=False, validate=False)
+        with use_backend(self.kernels):
+            out = self.model(graph, forces=True, stress=stress)
         ptr = graph.ptr.tolist()
         return [_to_results(out, k, slice(ptr[k], ptr[k + 1])) for k in range(graph.num_graphs)]
 

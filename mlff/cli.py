@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlff.errors import MLFFError
+from mlff.kernels import requested_backend
 from mlff.runtime import configure_allocator
 
 
@@ -62,20 +64,48 @@ def _group(groups: dict, path: tuple[str, ...]):
     return groups[path]
 
 
+class _ToStream(logging.Handler):
+    """Writes records to the stream that is ``sys.stdout``/``sys.stderr`` at the time of writing
+    (so that redirections and pytest's capture see them)."""
+
+    def __init__(self, stream: str, prefix: str, levels: tuple[int, int]):
+        super().__init__()
+        self.stream, self.prefix, self.levels = stream, prefix, levels
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.levels[0] <= record.levelno < self.levels[1]:
+            print(f"{self.prefix}{' '.join(record.getMessage().split()) if self.prefix else record.getMessage()}",
+                  file=getattr(sys, self.stream), flush=True)
+
+
+def configure_logging() -> None:
+    """The library logs to the ``mlff`` logger and prints nothing itself; the command line shows
+    INFO records on stdout as they are, and warnings and errors on stderr as one line each."""
+    logger = logging.getLogger("mlff")
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, _ToStream)]
+    logger.addHandler(_ToStream("stdout", "", (logging.INFO, logging.WARNING)))
+    logger.addHandler(_ToStream("stderr", "mlff: warning: ", (logging.WARNING, logging.ERROR)))
+    logger.addHandler(_ToStream("stderr", "mlff: error: ", (logging.ERROR, logging.CRITICAL + 1)))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``mlff`` with ``argv`` (default ``sys.argv[1:]``); return the exit code.
 
-    Errors from bad input (:class:`~mlff.errors.MLFFError`, :class:`FileNotFoundError`) are printed
+    Errors from bad input (:class:`~mlff.errors.MLFFError`) and from the file system (:class:`OSError`) are printed
     as one line, ``mlff: error: ...``, with exit code 2 and no traceback; so are usage errors.
     """
     configure_allocator()
+    configure_logging()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
         return int(exc.code or 0)
     try:
+        requested_backend()  # a bad MLFF_KERNELS fails here, before any work
         return int(args.run(args) or 0)
-    except FileNotFoundError as exc:
+    except OSError as exc:  # missing file, permission denied, disk full...
         message = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
     except MLFFError as exc:
         message = str(exc)

@@ -1,4 +1,11 @@
-"""YAML configs mapped onto dataclasses: unknown keys and wrong types are errors that name them."""
+"""YAML configs mapped onto dataclasses: unknown keys and wrong types are errors that name them.
+
+Field types are checked when a config is read: ``int``, ``float``, ``str``, ``bool``, lists, optional
+values, nested dataclasses and ``Literal[...]`` choices, whose error names the key and the allowed
+values (``model.options.norm: 'layer_nrom' is not one of 'layer_norm_sh', 'rms_norm_sh'``). A
+dataclass may check relations between its fields in ``__post_init__`` by raising
+:class:`~mlff.errors.ConfigError`; the message is prefixed with where the dataclass sits.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +34,19 @@ def from_dict(cls, data: dict | None, where: str = ""):
         values[key] = _convert(hints[key], value, f"{where + '.' if where else ''}{key}")
     try:
         return cls(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from exc
     except TypeError as exc:
         raise ConfigError(f"{where or cls.__name__}: {exc}") from exc
 
 
 def _convert(hint, value, where: str):
     origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+        if not any(type(value) is type(a) and value == a for a in allowed):
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+        return value
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)
     if origin in (typing.Union, types.UnionType):
@@ -74,3 +88,11 @@ def load_yaml(cls, path: str | Path):
         return from_dict(cls, data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def choose(table: dict, name, key: str):
+    """``table[name]``, or a :class:`ConfigError` naming ``key`` and the allowed names."""
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"{key}: {name!r} is not one of {', '.join(map(repr, table))}") from None

@@ -1,4 +1,6 @@
-"""Process-level tuning for CPU runs.
+"""Process-level settings: the device and dtype a user asks for, and allocator tuning for CPU runs.
+
+Allocator:
 
 PyTorch allocates large activation tensors with ``malloc``; glibc serves allocations above its mmap
 threshold with fresh ``mmap`` pages and returns them on ``free``, so every forward/backward pass
@@ -12,6 +14,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+
+import torch
+
+from mlff.errors import ConfigError
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
 _done = False
@@ -37,3 +43,32 @@ def configure_allocator() -> bool:
     ok &= mallopt(_M_TOP_PAD, 2**28) == 1
     _done = bool(ok)
     return _done
+
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, checked."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device {device!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N'") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {str(device)!r} is not supported; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device} requested but CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device} requested but this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """``"float32"``/``"float64"`` (or the torch dtypes) to a torch dtype; None stays None."""
+    if dtype is None or dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ConfigError(f"dtype {dtype!r} is not supported; use 'float32' or 'float64'")

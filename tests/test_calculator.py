@@ -193,3 +193,66 @@ def test_shipped_potential_by_name(checkpoint, tmp_path, monkeypatch):
     assert np.isfinite(atoms.get_potential_energy())
     with pytest.raises(CheckpointError, match="does not exist"):
         MLFFCalculator("no-such-potential")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"dtype": "float16"}, "dtype 'float16' is not supported; use 'float32' or 'float64'"),
+    ({"dtype": torch.bfloat16}, "dtype torch.bfloat16 is not supported"),
+    ({"device": "tpu"}, "device 'tpu' is not one of 'auto', 'cpu', 'cuda', 'cuda:N'"),
+    ({"device": "meta"}, "device 'meta' is not supported"),
+    ({"skin": -0.1}, "skin must be >= 0"),
+    ({"kernels": "cuda"}, "kernel backend 'cuda' is not one of torch, triton, auto"),
+    ({"kernels": "triton"}, "kernel backend 'triton' is not available on cpu"),
+])
+def test_bad_options_are_one_line_errors_naming_the_allowed_values(checkpoint, options, message):
+    with pytest.raises(MLFFError) as error:
+        MLFFCalculator(checkpoint, **options)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_bad_kernel_environment_is_named(checkpoint, monkeypatch):
+    monkeypatch.setenv("MLFF_KERNELS", "fast")
+    with pytest.raises(MLFFError, match="MLFF_KERNELS='fast' is not one of torch, triton, auto"):
+        MLFFCalculator(checkpoint)
+
+
+def test_shipped_name_typo_lists_the_shipped_potentials(checkpoint):
+    with pytest.raises(CheckpointError, match=r"not the name of a shipped potential \(.*ethanol-xtb"):
+        MLFFCalculator("ethanol-xbt")
+
+
+def test_structures_are_validated_before_the_neighbour_list(checkpoint, monkeypatch):
+    """Bad structures fail with a StructureError naming the problem, before any neighbour search."""
+    import mlff.data.verlet
+
+    calls = []
+    real = mlff.data.verlet.neighbor_list
+    monkeypatch.setattr(mlff.data.verlet, "neighbor_list", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calc = MLFFCalculator(checkpoint)
+    cases = [
+        (Atoms("FeO", positions=[[0, 0, 0], [1.7, 0, 0]]), r"Fe \(Z=26\) is not among the model's species"),
+        (Atoms("OO", positions=[[0, 0, 0], [0.05, 0, 0]]), "overlapping atoms"),
+        (Atoms("Cu", cell=[[2, 0, 0], [4, 0, 0], [0, 0, 2]], pbc=True), "singular cell"),
+        (Atoms(), "empty structure"),
+    ]
+    for atoms, message in cases:
+        atoms.calc = calc
+        with pytest.raises(StructureError, match=message):
+            atoms.get_potential_energy()
+        with pytest.raises(StructureError, match=f"structure 1: .*{message}"):
+            calc.batch([molecule("H2O"), atoms])
+    assert not calls
+
+
+def test_energy_only_under_no_grad_builds_no_graph(checkpoint):
+    model = mlff.load(checkpoint, device="cpu", dtype="float64")
+    from mlff.data import AtomicGraph
+
+    graph = AtomicGraph.from_atoms(molecule("CH3CH2OH"), model.cutoff, dtype=torch.float64)
+    seen = []
+    model.network.register_forward_hook(lambda module, args, out: seen.append(out.requires_grad))
+    with torch.no_grad():
+        model(graph, forces=False)
+        assert seen == [False]  # no autograd graph recorded inside the network
+        forces = model(graph, forces=True)["forces"]  # forces switch gradients on where needed
+    assert forces.abs().max() > 0 and seen[-1] is True

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlff.calculator import load, potentials_dir
+from mlff.calculator import load
+from mlff.models.potentials import potentials_dir
 from mlff.data.generate import generate_md17, generate_oc20, iter_bulk
 from mlff.dynamics.deck import load_deck
 from mlff.models.checkpoint import read_checkpoint

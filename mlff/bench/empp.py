@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import torch
 
-from mlff.bench.studies import data_config, run_all, study_data
+from mlff.bench.studies import data_config, run_all, study_data, study_setup
 from mlff.bench.timing import best_time
-from mlff.calculator import resolve_device
 from mlff.data.generate import generate_md17
 from mlff.data.graph import AtomicGraph
 from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import build_network
-from mlff.train.config import EMPPConfig, LossConfig, TrainConfig, load_config
+from mlff.runtime import resolve_device
+from mlff.train.config import EMPPConfig, LossConfig, TrainConfig
 from mlff.train.empp import EMPP
 from mlff.train.loss import loss_terms
 
@@ -107,11 +106,7 @@ def _variant(n: int, weight: float, several_weights: bool) -> str:
 
 
 def study(args: argparse.Namespace) -> int:
-    base = load_config(args.config)
-    if args.epochs:
-        base.epochs = args.epochs
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    base, workdir = study_setup(args)
     several = len(args.weights) > 1
     supervised, finetune, rows = {}, {}, []  # rows: (molecule, variant, run name)
     for molecule in args.molecules:

@@ -17,23 +17,24 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from ase import Atoms
 from ase.collections import g2
 
-from mlff.bench.studies import data_config, run_all, study_data
+from mlff.bench.studies import data_config, run_all, study_data, study_setup
 from mlff.bench.timing import best_time
-from mlff.calculator import resolve_device
 from mlff.data.formats import read_structures
 from mlff.data.generate import load_molecule
 from mlff.data.generate.molecules import SHIPPED
 from mlff.data.graph import AtomicGraph
+from mlff.errors import ConfigError
 from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import PRESETS, build_network
-from mlff.train.config import LossConfig, ModelConfig, load_config
+from mlff.runtime import resolve_device
+from mlff.so3.rotation import random_rotation
+from mlff.train.config import LossConfig, ModelConfig
 from mlff.train.loss import loss_terms
 
 # EST Table 5 (QM9, untrained EST-only networks, 1..6 layers), as far as the extracted text keeps it
@@ -67,12 +68,6 @@ def benchmark_molecules(count: int, seed: int = 0) -> list[Atoms]:
     return molecules[:count]
 
 
-def _random_rotation(rng: np.random.Generator) -> np.ndarray:
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    return q * np.linalg.det(q)
-
-
 def equivariance_error(model: EnergyModel, molecules: list[Atoms], chunk: int = 100, seed: int = 0):
     """Means over molecules of mean_i |F_i(Rx) - R F_i(x)| (eV/Å), of |E(Rx) - E(x)| per atom (meV),
     of mean_i |F_i(x)| (eV/Å) and of |E(x)| per atom (meV): the scales the errors compare with."""
@@ -80,7 +75,7 @@ def equivariance_error(model: EnergyModel, molecules: list[Atoms], chunk: int = 
     force_errors, energy_errors, force_norms, energy_norms = [], [], [], []
     for start in range(0, len(molecules), chunk):
         batch = molecules[start:start + chunk]
-        rotations = [_random_rotation(rng) for _ in batch]
+        rotations = [random_rotation(rng) for _ in batch]
         rotated = []
         for atoms, rotation in zip(batch, rotations):
             copy = atoms.copy()
@@ -162,11 +157,7 @@ def step_time(name: str, preset: str, frames: list[Atoms], device: torch.device)
 
 
 def accuracy(args: argparse.Namespace) -> int:
-    base = load_config(args.config)
-    if args.epochs:
-        base.epochs = args.epochs
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    base, workdir = study_setup(args)
     device = resolve_device(args.device)
     runs, rows = {}, []
     for molecule in args.molecules:
@@ -175,7 +166,8 @@ def accuracy(args: argparse.Namespace) -> int:
         batch = read_structures(path, index=slice(0, base.batch_size))
         for name in args.models:
             if args.preset not in PRESETS[name]:
-                raise SystemExit(f"model {name} has no preset {args.preset!r}")
+                raise ConfigError(f"--preset {args.preset!r}: model {name} has no such preset; available: "
+                                  f"{', '.join(PRESETS[name])}")
             params, seconds = step_time(name, args.preset, batch, device)
             run = f"{molecule}_{name}"
             runs[run] = {"data": data, "model": ModelConfig(name=name, preset=args.preset)}

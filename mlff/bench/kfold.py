@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mlff.errors import ConfigError
 from mlff.models.registry import build_network
 from mlff.so3.rotation import WignerD
 
@@ -121,7 +122,7 @@ def _variants(args) -> list[tuple[str, dict]]:
     for spec in args.est:
         parts = spec.split(":")
         if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts[:2]) or parts[2:] not in ([], ["spherical"]):
-            raise SystemExit(f"--est {spec!r}: expected L:points or L:points:spherical, e.g. 1:12:spherical")
+            raise ConfigError(f"--est {spec!r}: expected L:points or L:points:spherical, e.g. 1:12:spherical")
         lmax, points = parts[:2]
         message = "spherical" if len(parts) == 3 else "graph_attention"
         label = f"EST L={lmax}, {points} pts" + (", EST msg" if message == "spherical" else "")
@@ -139,13 +140,14 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
+    variants = _variants(args)  # a malformed --est fails before anything is printed
     rng = np.random.default_rng(0)
     angles = {(k, s): 2 * math.pi / (k + int(rng.integers(1, k + 1))) for k in args.folds for s in range(args.seeds)}
     print(f"k-fold stars, one layer + linear classifier on the centre's features; {args.seeds} seeds, "
           f"{args.steps} Adam steps.\nCells: accuracy % (mean ± std) [untrained |h(A)-h(B)|/|h(A)|; "
           f"untrained equivariance error |h(B)-D(Q)h(A)|/|h(A)|]")
     print(f"{'model':<26}" + "".join(f"{f'{k}-fold':>34}" for k in args.folds))
-    for label, options in _variants(args):
+    for label, options in variants:
         cells = []
         for k in args.folds:
             accuracy = []

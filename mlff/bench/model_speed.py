@@ -2,9 +2,10 @@
 
 Run: ``mlff bench model`` (or ``python -m mlff.bench.model_speed``). Systems: ethanol and aspirin
 with the small preset; a 32-atom fcc Cu cell and a 98-atom Cu(111) slab with CO with the 31M preset
-(6 Å cutoff, no neighbour cap). fairchem-core 1.10's EquiformerV2 31M with direct forces, timed on
-this kind of 2-core CPU (``shared/papers/fairchem-equiformerv2-notes.md``), is the peer figure:
-6.0 s (Cu, 2 496 edges) and 19.2 s (slab, 6 282 edges).
+(6 Å cutoff, no neighbour cap).
+
+No peer figure is printed: a ratio must come from two timings taken in the same run on the same
+machine, and peers are not timed here (the fast-MD benchmark runs MACE and fairchem side by side).
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ from mlff.data import AtomicGraph
 from mlff.data.generate.molecules import load_molecule
 from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import build_network
-
-FAIRCHEM_SECONDS = {"Cu fcc 32": 6.0, "Cu(111)+CO 98": 19.2}
-
 
 def systems():
     cu = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2)
@@ -55,9 +53,6 @@ def main(args: argparse.Namespace) -> int:
             energy_only = best_time(lambda: model(graph, forces=False), repeat=args.repeat, min_time=0.5)
         line = (f"  {name:>14} atoms  {graph.num_edges:6d} edges  E+F {seconds * 1e3:9.1f} ms"
                 f"  E only {energy_only * 1e3:9.1f} ms")
-        if name in FAIRCHEM_SECONDS:
-            ref = FAIRCHEM_SECONDS[name]
-            line += f"  | fairchem-1.10 (E + direct F) / ours: E+F {ref / seconds:.2f}x, E only {ref / energy_only:.2f}x"
         print(line, flush=True)
     return 0
 

@@ -5,6 +5,7 @@ runs at once in separate processes."""
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import time
@@ -16,7 +17,17 @@ from ase import Atoms
 
 from mlff.data.formats import write_structures
 from mlff.data.generate import generate_md17
-from mlff.train.config import DataConfig, SplitConfig, TrainConfig
+from mlff.train.config import DataConfig, SplitConfig, TrainConfig, load_config
+
+
+def study_setup(args) -> tuple[TrainConfig, Path]:
+    """The study's base training config (``--config``, with ``--epochs`` applied) and its work folder."""
+    base = load_config(args.config)
+    if args.epochs:
+        base.epochs = args.epochs
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    return base, workdir
 
 
 def study_data(workdir: Path, molecule: str, frames: int, seed: int, labels: bool = True) -> Path:
@@ -39,7 +50,13 @@ def train_variant(base: TrainConfig, name: str, workdir: Path, threads: int | No
         if threads:
             torch.set_num_threads(threads)
         start = time.perf_counter()
-        train(cfg.check(), log=lambda *_: None)
+        quiet = logging.getLogger("mlff.train")
+        level = quiet.level
+        quiet.setLevel(logging.WARNING)  # no training progress; warnings still show
+        try:
+            train(cfg.check())
+        finally:
+            quiet.setLevel(level)
         print(f"  {name}: trained in {time.perf_counter() - start:.0f} s", flush=True)
     return json.loads(metrics.read_text())["errors"]
 

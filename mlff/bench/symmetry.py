@@ -17,6 +17,7 @@ from ase.build import add_adsorbate, fcc111, molecule
 from mlff.data import AtomicGraph
 from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import build_network
+from mlff.so3.rotation import random_rotation
 
 
 def _systems():
@@ -25,12 +26,6 @@ def _systems():
     slab = fcc111("Cu", (2, 2, 3), vacuum=6.0, a=3.61)
     add_adsorbate(slab, molecule("CO"), 1.9, "ontop")
     return {"ethanol": mol, "Cu(111)+CO": slab}
-
-
-def _rotation(rng) -> np.ndarray:
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    return q if np.linalg.det(q) > 0 else -q
 
 
 def rotation_errors(model: EnergyModel, atoms, dtype, n_rotations: int, seed: int = 0):
@@ -42,7 +37,7 @@ def rotation_errors(model: EnergyModel, atoms, dtype, n_rotations: int, seed: in
     rng = np.random.default_rng(seed)
     e_err, f_err = 0.0, 0.0
     for _ in range(n_rotations):
-        rot = _rotation(rng)
+        rot = random_rotation(rng)
         turned = atoms.copy()
         turned.positions = atoms.positions @ rot.T
         turned.set_cell(atoms.cell.array @ rot.T, scale_atoms=False)

@@ -6,10 +6,11 @@ import argparse
 import json
 
 from mlff.cli import Command
-from mlff.data.dataset import make_splits, save_splits
+from mlff.data.dataset import make_splits, save_splits, split_size
 from mlff.data.formats import read_structures
 from mlff.data.labels import LabelKeys
 from mlff.data.statistics import compute_statistics
+from mlff.errors import ConfigError
 from mlff.fileio import atomic_write
 
 
@@ -42,19 +43,24 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _split_arguments(parser: argparse.ArgumentParser) -> None:
     _keys(parser)
-    parser.add_argument("--val", type=float, default=0.1, help="fraction (<1) or count of frames (default: 0.1)")
-    parser.add_argument("--test", type=float, default=0.1, help="fraction (<1) or count of frames (default: 0.1)")
+    size = "fraction in [0, 1) or whole count of frames (default: 0.1)"
+    parser.add_argument("--val", type=_split_size, default=0.1, help=size)
+    parser.add_argument("--test", type=_split_size, default=0.1, help=size)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", required=True, help="directory for train.idx, val.idx, test.idx")
 
 
-def _count_or_fraction(value: float):
-    return int(value) if value >= 1 else value
+def _split_size(text: str) -> int | float:
+    try:
+        return split_size(float(text), "the size")
+    except (ValueError, ConfigError):
+        message = f"expected a fraction in [0, 1) or a whole count of frames, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def _split(args: argparse.Namespace) -> int:
     n = len(_read(args, require=()))
-    splits = make_splits(n, _count_or_fraction(args.val), _count_or_fraction(args.test), args.seed)
+    splits = make_splits(n, args.val, args.test, args.seed)
     save_splits(args.output, splits)
     sizes = ", ".join(f"{name} {len(idx)}" for name, idx in splits.items())
     print(f"{n} frames split (seed {args.seed}): {sizes}; index files in {args.output}")

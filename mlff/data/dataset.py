@@ -23,13 +23,13 @@ SPLITS = ("train", "val", "test")
 def make_splits(n: int, val: float | int, test: float | int, seed: int) -> dict[str, np.ndarray]:
     """Randomly split ``range(n)`` into disjoint, sorted ``train``/``val``/``test`` index arrays.
 
-    ``val`` and ``test`` are fractions of ``n`` (floats in [0, 1], rounded to whole structures) or
-    counts (ints). Everything left is ``train``, which must not be empty. The same ``seed`` always
-    gives the same split.
+    ``val`` and ``test`` are sizes as :func:`split_size` reads them: fractions of ``n`` (rounded to
+    whole structures) or counts. Everything left is ``train``, which must not be empty. The same
+    ``seed`` always gives the same split.
     """
     if n < 1:
         raise ConfigError(f"cannot split {n} structures")
-    n_val, n_test = _split_size(val, n, "val"), _split_size(test, n, "test")
+    n_val, n_test = (_count(split_size(size, name), n) for size, name in ((val, "val"), (test, "test")))
     if n_val + n_test >= n:
         raise ConfigError(f"val ({n_val}) + test ({n_test}) leave no training structures out of {n}")
     perm = np.random.default_rng(seed).permutation(n)
@@ -37,16 +37,24 @@ def make_splits(n: int, val: float | int, test: float | int, seed: int) -> dict[
     return {name: np.sort(parts[name]) for name in SPLITS}
 
 
-def _split_size(size, n: int, name: str) -> int:
-    if isinstance(size, bool) or not isinstance(size, numbers.Real):
-        raise ConfigError(f"{name} must be a fraction (float) or a count (int), got {size!r}")
-    if isinstance(size, numbers.Integral):
-        if size < 0:
-            raise ConfigError(f"{name} count must be >= 0, got {size}")
-        return int(size)
-    if not 0.0 <= size <= 1.0:
-        raise ConfigError(f"{name} fraction must be in [0, 1], got {size}")
-    return int(round(size * n))
+def split_size(size, name: str) -> int | float:
+    """``size`` of split ``name`` as a count (int) or a fraction (float in [0, 1)).
+
+    A fraction is a number in [0, 1); a count is an int >= 0 or a float that is a whole number >= 1
+    (YAML and the command line may give ``5.0``). Anything else, e.g. ``1.5``, is a ConfigError.
+    """
+    if not isinstance(size, bool) and isinstance(size, numbers.Real):
+        if isinstance(size, numbers.Integral) and size >= 0:
+            return int(size)
+        if 0 <= size < 1:
+            return float(size)
+        if size >= 1 and float(size).is_integer():
+            return int(size)
+    raise ConfigError(f"{name} must be a fraction in [0, 1) or a whole count of structures, got {size!r}")
+
+
+def _count(size: int | float, n: int) -> int:
+    return size if isinstance(size, int) else int(round(size * n))
 
 
 def save_splits(directory, splits: dict[str, Sequence[int]]) -> None:

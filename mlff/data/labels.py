@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
 
 LABELS = ("energy", "forces", "stress")
 
@@ -51,8 +52,7 @@ def voigt_stress(stress) -> np.ndarray:
     if s.shape == (6,):
         return s
     if s.size == 9:
-        s = s.reshape(3, 3)
-        return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+        return full_3x3_to_voigt_6_stress(s.reshape(3, 3))
     raise ValueError(f"stress must have 6 or 9 components, got shape {s.shape}")
 
 
@@ -61,5 +61,4 @@ def full_stress(stress) -> np.ndarray:
     s = np.asarray(stress, dtype=np.float64)
     if s.size == 9:
         return s.reshape(3, 3)
-    xx, yy, zz, yz, xz, xy = voigt_stress(s)
-    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    return voigt_6_to_full_3x3_stress(voigt_stress(s))

@@ -7,7 +7,7 @@ Two backends return the same set of edges:
 
 ``backend="auto"`` picks torch when the positions live on a GPU and matscipy otherwise.
 
-Conventions (``design.md`` §3): an edge ``(j -> i)`` is returned as ``receivers[e] = i``,
+Conventions: an edge ``(j -> i)`` is returned as ``receivers[e] = i``,
 ``senders[e] = j`` and an integer cell shift ``S[e]`` such that the edge vector is
 ``r_ij = pos[j] - pos[i] + S[e] @ cell``. Both directions of every pair are present, there is no
 cap on the number of neighbours, an atom sees its own periodic images when the cell is smaller than

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
+import logging
 from dataclasses import asdict, dataclass
 from typing import Iterable, Sequence
 
@@ -14,13 +14,16 @@ from mlff.data.labels import get_labels
 from mlff.data.neighbors import neighbor_list
 from mlff.errors import DataError
 
+logger = logging.getLogger(__name__)
+
 
 def fit_e0(structures: Iterable[Atoms], species: Sequence[int] | None = None) -> dict[int, float]:
     """Per-element energies ``E0[Z]`` minimising ``sum_s (E_s - sum_{i in s} E0[Z_i])**2``.
 
     Only structures with an energy label are used. ``species`` defaults to the elements of those
     structures; a listed element that never occurs gets 0. When compositions are linearly dependent
-    (e.g. always 1:1) the minimum-norm solution is returned with a warning.
+    (e.g. always 1:1) the minimum-norm solution is returned and a warning logged that names the
+    elements whose E0s are not separately determined.
     """
     labelled = [(a.numbers, labels["energy"]) for a in structures if "energy" in (labels := get_labels(a))]
     if not labelled:
@@ -37,10 +40,14 @@ def fit_e0(structures: Iterable[Atoms], species: Sequence[int] | None = None) ->
     energies = np.array([energy for _, energy in labelled], dtype=np.float64)
     e0, _, rank, _ = np.linalg.lstsq(counts, energies, rcond=None)
     if rank < len(species):
-        warnings.warn(
-            f"compositions determine only {rank} of {len(species)} E0s; using the minimum-norm solution",
-            stacklevel=2,
-        )
+        null_space = np.linalg.svd(counts)[2][rank:]  # E0 changes that leave every fitted energy alone
+        free = [z for z, weights in zip(species, null_space.T) if np.abs(weights).max() > 1e-8]
+        logger.warning(
+            "the compositions of the structures determine only %d of %d E0s: those of %s are not separately "
+            "determined (the elements always occur in the same ratio, or not at all), so the minimum-norm "
+            "solution is used. The summed E0s of every composition in the data are still exact; these E0s on "
+            "their own, and the sums for compositions in other ratios, are arbitrary.",
+            rank, len(species), _symbols(free))
     return {z: float(e) for z, e in zip(species, e0)}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
@@ -11,20 +13,25 @@ from mlff.errors import StructureError
 MIN_DISTANCE = 0.1  # Å; closer atoms are treated as a broken structure
 
 
-def validate_atoms(atoms: Atoms, where: str = "") -> None:
+def validate_atoms(atoms: Atoms, where: str = "", species: Iterable[int] | None = None) -> None:
     """Raise :class:`StructureError` if ``atoms`` cannot be turned into a sensible graph.
 
     ``where`` names the structure in the message (for example ``"frame 3 of data.xyz"``).
-    Checked: empty structure, unknown atomic numbers, NaN or infinite positions or cell, a singular
-    cell along periodic directions, and atoms closer than 0.1 Å (periodic images included).
+    Checked: not an ``ase.Atoms``, empty structure, unknown atomic numbers (or, given ``species``,
+    elements a model does not know), NaN or infinite positions or cell, a singular cell along
+    periodic directions, and atoms closer than 0.1 Å (periodic images included).
     """
     prefix = f"{where}: " if where else ""
+    if not isinstance(atoms, Atoms):
+        raise StructureError(f"{prefix}expected an ase.Atoms, got {type(atoms).__name__}")
     if len(atoms) == 0:
         raise StructureError(f"{prefix}empty structure (no atoms)")
     numbers = atoms.numbers
     bad = np.flatnonzero((numbers < 1) | (numbers >= len(chemical_symbols)))
     if len(bad):
         raise StructureError(f"{prefix}atom {bad[0]} has unknown atomic number {numbers[bad[0]]}")
+    if species is not None:
+        check_species(numbers, species, prefix)
     positions = atoms.positions
     if not np.isfinite(positions).all():
         atom = int(np.flatnonzero(~np.isfinite(positions).all(1))[0])
@@ -41,22 +48,39 @@ def validate_atoms(atoms: Atoms, where: str = "") -> None:
                 f"{prefix}singular cell along periodic directions {_axes(pbc)}: "
                 f"cell vectors {cell[pbc].tolist()} are zero or linearly dependent"
             )
-    _check_min_distance(atoms, prefix)
+    pair = closest_pair(atoms, MIN_DISTANCE)
+    if pair is not None:
+        i, j, distance = pair
+        what = f"atom {i} and its own periodic image" if i == j else f"atoms {i} and {j}"
+        raise StructureError(f"{prefix}{what} are {distance:.3g} Å apart (minimum {MIN_DISTANCE} Å): overlapping atoms")
+
+
+def check_species(numbers, species: Iterable[int], prefix: str = "") -> None:
+    """Raise :class:`StructureError` naming every element of ``numbers`` that is not in ``species``."""
+    known = sorted({int(z) for z in species})
+    unknown = sorted({int(z) for z in np.asarray(numbers).ravel()} - set(known))
+    if unknown:
+        names = ", ".join(f"{_symbol(z)} (Z={z})" for z in unknown)
+        raise StructureError(f"{prefix}element {names} is not among the model's species "
+                             f"({', '.join(_symbol(z) for z in known)})")
+
+
+def closest_pair(atoms: Atoms, distance: float) -> tuple[int, int, float] | None:
+    """The first pair of atoms (periodic images included) closer than ``distance``, as
+    ``(receiver i, sender j, |r_ij|)``, or None. O(N) (a cell list at that radius)."""
+    from mlff.data.neighbors import neighbor_list
+
+    nl = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, distance, backend="matscipy")
+    if not len(nl.receivers):
+        return None
+    i, j = int(nl.receivers[0]), int(nl.senders[0])
+    vec = atoms.positions[j] - atoms.positions[i] + nl.shifts[0].numpy() @ atoms.cell.array
+    return i, j, float(np.linalg.norm(vec))
+
+
+def _symbol(z: int) -> str:
+    return chemical_symbols[z] if 0 < z < len(chemical_symbols) else "?"
 
 
 def _axes(pbc) -> str:
     return "".join("xyz"[k] for k in range(3) if pbc[k])
-
-
-def _check_min_distance(atoms: Atoms, prefix: str) -> None:
-    from mlff.data.neighbors import neighbor_list
-
-    nl = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, MIN_DISTANCE, backend="matscipy")
-    if len(nl.receivers):
-        i, j = int(nl.receivers[0]), int(nl.senders[0])
-        vec = atoms.positions[j] - atoms.positions[i] + nl.shifts[0].numpy() @ atoms.cell.array
-        what = f"atom {i} and its own periodic image" if i == j else f"atoms {i} and {j}"
-        raise StructureError(
-            f"{prefix}{what} are {np.linalg.norm(vec):.3g} Å apart (minimum {MIN_DISTANCE} Å): "
-            "overlapping atoms"
-        )

@@ -5,6 +5,10 @@ output for an isolated atom of species Z, so that an atom without neighbours con
 its reference energy ``E0`` (and zero force). Forces are ``-dE/dr`` and stress is
 ``(1/V) dE/d(strain)`` for a symmetric strain applied to positions and cell, both by autograd; the
 graph is kept (``create_graph``) only when training needs second derivatives.
+
+Precision: the network runs in the model's dtype (float32 by default), but ``E0`` and ``scale``
+stay float64 whatever ``.to()``/``.float()`` does, and the total energy is summed in float64, so
+reference energies of thousands of eV are never rounded to float32 (about 1e-4 eV for O).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from torch import nn
 
 from mlff.data.graph import AtomicGraph
 from mlff.nn.scatter import scatter_sum
+
+_FLOAT64_BUFFERS = ("e0", "scale")
 
 
 class EnergyModel(nn.Module):
@@ -26,6 +32,15 @@ class EnergyModel(nn.Module):
             table[int(z)] = float(value)
         self.register_buffer("e0", table)
         self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))
+        self._isolated: tuple | None = None  # (key, energies): see isolated_energies
+
+    def _apply(self, fn, recurse=True):
+        """Move E0 and scale with the model, but never change their float64 dtype."""
+        kept = {name: getattr(self, name) for name in _FLOAT64_BUFFERS}
+        super()._apply(fn, recurse)
+        for name, value in kept.items():
+            setattr(self, name, value.to(device=getattr(self, name).device))
+        return self
 
     @property
     def species(self) -> list[int]:
@@ -34,8 +49,23 @@ class EnergyModel(nn.Module):
     def e0_dict(self) -> dict[int, float]:
         return {z: float(self.e0[z]) for z in self.species}
 
-    def isolated_energies(self, dtype: torch.dtype, device) -> torch.Tensor:
-        """Network output for an isolated atom of each species, ``[num_species]``."""
+    def isolated_energies(self, dtype: torch.dtype, device, differentiable: bool = False) -> torch.Tensor:
+        """Network output for an isolated atom of each species, ``[num_species]``.
+
+        ``differentiable=True`` (training: the loss needs its gradient with respect to the
+        parameters) computes it afresh in the autograd graph. Otherwise it is computed once without
+        a graph and cached; the cache key holds every parameter's storage and version counter, so
+        any change of the weights (an optimizer step, ``load_state_dict``, ``.to()``) recomputes it.
+        """
+        if differentiable:
+            return self._isolated_network_output(dtype, device)
+        key = (dtype, torch.device(device), tuple((p.data_ptr(), p._version) for p in self.network.parameters()))
+        if self._isolated is None or self._isolated[0] != key:
+            with torch.no_grad():
+                self._isolated = (key, self._isolated_network_output(dtype, device))
+        return self._isolated[1]
+
+    def _isolated_network_output(self, dtype, device) -> torch.Tensor:
         species = torch.arange(len(self.network.species), device=device)
         vectors = torch.zeros(0, 3, dtype=dtype, device=device)
         edges = torch.zeros(2, 0, dtype=torch.long, device=device)
@@ -48,12 +78,16 @@ class EnergyModel(nn.Module):
         stress: bool = False,
         create_graph: bool | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Energies (float64 per structure), per-atom energies, and optionally forces and stress."""
+        """Energies (float64 per structure), per-atom energies, and optionally forces and stress.
+
+        Gradients are switched on only when forces or stress are asked for; an energy-only call
+        under ``torch.no_grad()`` builds no autograd graph.
+        """
         create_graph = self.training if create_graph is None else create_graph
         species = self.network.species(graph.numbers)
         positions, cell = graph.positions, graph.cell
         inputs = []
-        with torch.enable_grad():
+        with torch.set_grad_enabled(forces or stress or torch.is_grad_enabled()):
             if forces or stress:
                 positions = positions.detach().requires_grad_(True)
                 inputs.append(positions)
@@ -65,7 +99,7 @@ class EnergyModel(nn.Module):
                 inputs.append(strain)
             vectors = graph.edge_vectors(positions, cell)
             eps = self.network(species, vectors, graph.edge_index)
-            eps = eps - self.isolated_energies(eps.dtype, eps.device)[species]
+            eps = eps - self.isolated_energies(eps.dtype, eps.device, differentiable=create_graph)[species]
             atom_energy = self.scale.to(eps.dtype) * eps
             energy = scatter_sum(atom_energy, graph.batch, graph.num_graphs)
             out = {}

@@ -20,10 +20,13 @@ energy head. Changes, each needed for forces that are the exact gradient of a sm
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import torch
+from ase.data import chemical_symbols
 from torch import nn
 
+from mlff.errors import ConfigError
 from mlff.nn.attention import SO2GraphAttention
 from mlff.nn.edge_frame import EdgeFrame
 from mlff.nn.embedding import EdgeDegreeEmbedding
@@ -32,6 +35,12 @@ from mlff.nn.heads import EnergyHead
 from mlff.nn.norm import equivariant_norm
 from mlff.nn.radial import PolynomialEnvelope, radial_basis
 from mlff.models.species import SpeciesIndex
+
+
+Norm = Literal["layer_norm_sh", "rms_norm_sh"]  # keys of mlff.nn.norm.NORMS
+Basis = Literal["gaussian", "bessel"]  # keys of mlff.nn.radial.RADIAL_BASES
+EdgeActivation = Literal["gate", "s2"]  # keys of mlff.nn.attention.EDGE_ACTIVATIONS
+FFNActivation = Literal["grid_mlp", "s2", "gate"]  # keys of mlff.nn.feed_forward.FFN_ACTIVATIONS
 
 
 @dataclass
@@ -49,13 +58,30 @@ class EquiformerV2Config:
     ffn_hidden: int = 32
     edge_channels: int = 32
     num_basis: int = 32
-    basis: str = "gaussian"
+    basis: Basis = "gaussian"
     grid_resolution: int = 10
-    norm: str = "layer_norm_sh"
-    edge_activation: str = "gate"
-    ffn_activation: str = "grid_mlp"
+    norm: Norm = "layer_norm_sh"
+    edge_activation: EdgeActivation = "gate"
+    ffn_activation: FFNActivation = "grid_mlp"
     avg_degree: float = 10.0
     envelope_exponent: int = 5
+
+    def __post_init__(self):
+        bad = [z for z in self.species if not 1 <= int(z) < len(chemical_symbols)]
+        if not self.species or bad:
+            raise ConfigError(f"species must be a non-empty list of atomic numbers 1..{len(chemical_symbols) - 1}, "
+                              f"got {self.species}")
+        positive = ("cutoff", "num_layers", "channels", "lmax", "heads", "attn_hidden", "alpha_channels",
+                    "value_channels", "ffn_hidden", "edge_channels", "num_basis", "avg_degree", "envelope_exponent")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not 0 <= self.mmax <= self.lmax:
+            raise ConfigError(f"mmax must be in 0..lmax={self.lmax}, got {self.mmax}")
+        grid_mmax = self.lmax if self.ffn_activation != "gate" else self.mmax if self.edge_activation == "s2" else None
+        if grid_mmax is not None and not (self.grid_resolution > self.lmax and self.grid_resolution > 2 * grid_mmax):
+            raise ConfigError(f"grid_resolution={self.grid_resolution} is too coarse for lmax={self.lmax}: "
+                              f"it must exceed {max(self.lmax, 2 * grid_mmax)}")
 
 
 class TransformerBlock(nn.Module):
@@ -91,8 +117,6 @@ class EquiformerV2(nn.Module):
         cfg = config or self.config_class()
         if overrides:
             cfg = self.config_class(**{**asdict(cfg), **overrides})
-        if cfg.mmax > cfg.lmax:
-            raise ValueError(f"mmax ({cfg.mmax}) cannot exceed lmax ({cfg.lmax})")
         self.config = cfg
         self.species = SpeciesIndex(cfg.species)
         n_species = len(self.species)

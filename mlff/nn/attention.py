@@ -16,13 +16,30 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlff.config import choose
 from mlff.nn.activation import GateActivation, SeparableS2Activation, SmoothLeakyReLU
+from mlff.nn.edge_features import EdgeFeatures
 from mlff.nn.edge_frame import EdgeFrame
 from mlff.nn.scatter import enveloped_softmax, scatter_sum
 from mlff.nn.so2_conv import SO2Convolution
 from mlff.nn.so3_linear import SO3Linear
 from mlff.so3.grid import SphereGrid
 from mlff.so3.layout import degrees, m_major_index
+
+
+def edge_gate(lmax: int, mmax: int, channels: int, grid_resolution: int) -> tuple[nn.Module, int]:
+    """Gate activation on m-major edge-frame coefficients; needs ``lmax * channels`` gates."""
+    return GateActivation(degrees(lmax)[m_major_index(lmax, mmax)], channels), lmax * channels
+
+
+def edge_s2(lmax: int, mmax: int, channels: int, grid_resolution: int) -> tuple[nn.Module, int]:
+    """Separable S2 activation on an edge-frame grid; needs ``channels`` scalars."""
+    grid = SphereGrid(lmax, grid_resolution, grid_resolution, index=m_major_index(lmax, mmax))
+    return SeparableS2Activation(grid), channels
+
+
+#: edge-frame nonlinearities by name: (lmax, mmax, channels, grid_resolution) -> (module, scalars it needs)
+EDGE_ACTIVATIONS = {"gate": edge_gate, "s2": edge_s2}
 
 
 class SO2GraphAttention(nn.Module):
@@ -43,20 +60,10 @@ class SO2GraphAttention(nn.Module):
     ):
         super().__init__()
         self.heads, self.alpha_channels, self.value_channels = heads, alpha_channels, value_channels
-        self.source_embedding = nn.Embedding(num_species, edge_channels)
-        self.target_embedding = nn.Embedding(num_species, edge_channels)
-        nn.init.uniform_(self.source_embedding.weight, -1e-3, 1e-3)
-        nn.init.uniform_(self.target_embedding.weight, -1e-3, 1e-3)
-        radial = [num_basis + 2 * edge_channels, edge_channels, edge_channels]
-        index = m_major_index(lmax, mmax)
-        if activation == "gate":
-            gate_channels = lmax * hidden_channels
-            self.act = GateActivation(degrees(lmax)[index], hidden_channels)
-        elif activation == "s2":
-            gate_channels = hidden_channels
-            self.act = SeparableS2Activation(SphereGrid(lmax, grid_resolution, grid_resolution, index=index))
-        else:
-            raise ValueError(f"unknown edge activation {activation!r}; use 'gate' or 's2'")
+        self.edge_features = EdgeFeatures(num_species, edge_channels, num_basis)
+        radial = [self.edge_features.num_features, edge_channels, edge_channels]
+        make_act = choose(EDGE_ACTIVATIONS, activation, "edge_activation")
+        self.act, gate_channels = make_act(lmax, mmax, hidden_channels, grid_resolution)
         self.conv1 = SO2Convolution(
             2 * channels, hidden_channels, lmax, mmax, radial, extra_channels=heads * alpha_channels + gate_channels
         )
@@ -77,9 +84,7 @@ class SO2GraphAttention(nn.Module):
     ) -> torch.Tensor:
         sender, receiver = edge_index
         n, e = x.shape[0], sender.shape[0]
-        edge_features = torch.cat(
-            [basis, self.source_embedding(species[sender]), self.target_embedding(species[receiver])], dim=1
-        )
+        edge_features = self.edge_features(basis, species, edge_index)
         message = EdgeFrame.rotate(frame, torch.cat([x[sender], x[receiver]], dim=2))
         message, extra = self.conv1(message, edge_features)
         alpha, gates = extra.split([self.heads * self.alpha_channels, extra.shape[1] - self.heads * self.alpha_channels], 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlff.nn.edge_features import EdgeFeatures
 from mlff.nn.edge_frame import EdgeFrame
 from mlff.nn.radial import RadialMLP
 from mlff.nn.scatter import scatter_sum
@@ -26,18 +27,11 @@ class EdgeDegreeEmbedding(nn.Module):
     ):
         super().__init__()
         self.lmax, self.channels, self.avg_degree = lmax, channels, float(avg_degree)
-        self.source_embedding = nn.Embedding(num_species, edge_channels)
-        self.target_embedding = nn.Embedding(num_species, edge_channels)
-        nn.init.uniform_(self.source_embedding.weight, -1e-3, 1e-3)
-        nn.init.uniform_(self.target_embedding.weight, -1e-3, 1e-3)
-        self.radial = RadialMLP([num_basis + 2 * edge_channels, edge_channels, edge_channels, (lmax + 1) * channels])
+        self.edge_features = EdgeFeatures(num_species, edge_channels, num_basis)
+        self.radial = RadialMLP([self.edge_features.num_features, edge_channels, edge_channels, (lmax + 1) * channels])
 
     def forward(self, species, frame, basis, envelope, edge_index, num_nodes: int) -> torch.Tensor:
-        sender, receiver = edge_index
-        features = torch.cat(
-            [basis, self.source_embedding(species[sender]), self.target_embedding(species[receiver])], dim=1
-        )
-        m0 = self.radial(features).view(-1, self.lmax + 1, self.channels) * envelope[:, None, None]
+        m0 = self.radial(self.edge_features(basis, species, edge_index)).view(-1, self.lmax + 1, self.channels) * envelope[:, None, None]
         # the m = 0 rows come first in the m-major layout
         out = EdgeFrame.rotate_back(frame[:, : self.lmax + 1], m0)
-        return scatter_sum(out, receiver, num_nodes) / self.avg_degree
+        return scatter_sum(out, edge_index[1], num_nodes) / self.avg_degree

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlff.errors import ConfigError
 from mlff.nn.feed_forward import FeedForward
 from mlff.nn.spherical_attention import SphericalAttention
 from mlff.so3.fibonacci import SphereSampling
@@ -40,7 +41,7 @@ class ESTUpdate(nn.Module):
     ):
         super().__init__()
         if steerable_experts + spherical_experts < 1:
-            raise ValueError("EST needs at least one expert")
+            raise ConfigError("EST needs at least one expert")
         self.sampling = sampling
         self.n_steerable = steerable_experts
         self.attention = SphericalAttention(channels, sampling.points, heads, orientation_degree)
@@ -56,8 +57,13 @@ class ESTUpdate(nn.Module):
             nn.Linear(channels, steerable_experts + spherical_experts),
         )
 
+    def expert_weights(self, h: torch.Tensor) -> torch.Tensor:
+        """Dense gating: a softmax over all experts from each node's l = 0 features, ``[N, experts]``
+        (steerable experts first)."""
+        return torch.softmax(self.gate(h[:, 0]), -1)
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        weights = torch.softmax(self.gate(h[:, 0]), -1)  # [N, experts]
+        weights = self.expert_weights(h)
         out = h.new_zeros(h.shape)
         for i, expert in enumerate(self.steerable):
             out = out + weights[:, i, None, None] * expert(h)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlff.nn.grid_mlp import GridMLP
 from mlff.nn.so3_linear import SO3Linear
-from mlff.so3.grid import SphereGrid
 
 
 class EnergyHead(nn.Module):
@@ -25,12 +25,7 @@ class EnergyHead(nn.Module):
         self.use_grid = activation != "gate"
         if self.use_grid:
             self.scalar_mlp = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU())
-            self.grid = SphereGrid(lmax, grid_resolution, grid_resolution)
-            self.grid_mlp = nn.Sequential(
-                nn.Linear(hidden, hidden, bias=False), nn.SiLU(),
-                nn.Linear(hidden, hidden, bias=False), nn.SiLU(),
-                nn.Linear(hidden, hidden, bias=False),
-            )
+            self.grid_mlp = GridMLP(hidden, lmax, grid_resolution)
         else:
             self.invariant_mlp = nn.Sequential(nn.Linear((lmax + 1) * hidden, hidden), nn.SiLU())
         self.out = nn.Linear(hidden, 1, bias=False)  # a constant would cancel against E0 anyway
@@ -39,7 +34,7 @@ class EnergyHead(nn.Module):
         """``[N, (lmax+1)^2, C]`` -> per-atom energies ``[N]``."""
         h = self.linear(x)
         if self.use_grid:
-            grid_scalar = self.grid.from_grid(self.grid_mlp(self.grid.to_grid(h)))[:, 0]
+            grid_scalar = self.grid_mlp(h)[:, 0]
             s = self.scalar_mlp(x[:, 0]) + grid_scalar
         else:
             norms = [h[:, l * l : (l + 1) ** 2].pow(2).sum(1) for l in range(1, self.lmax + 1)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlff.config import choose
 from mlff.so3.layout import degrees
 
 
@@ -63,9 +64,9 @@ class EquivariantRMSNorm(_DegreeNorm):
         return torch.cat([out[:, :1] + self.bias, out[:, 1:]], 1)
 
 
+NORMS = {"layer_norm_sh": SeparableLayerNorm, "rms_norm_sh": EquivariantRMSNorm}
+
+
 def equivariant_norm(kind: str, lmax: int, channels: int) -> nn.Module:
-    if kind == "layer_norm_sh":
-        return SeparableLayerNorm(lmax, channels)
-    if kind == "rms_norm_sh":
-        return EquivariantRMSNorm(lmax, channels)
-    raise ValueError(f"unknown norm {kind!r}; use 'layer_norm_sh' or 'rms_norm_sh'")
+    """The normalisation named ``kind`` (a key of :data:`NORMS`)."""
+    return choose(NORMS, kind, "norm")(lmax, channels)

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from mlff.config import choose
+
 
 class PolynomialEnvelope(nn.Module):
     """``u(x) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2)`` with ``x = r / cutoff``.
@@ -53,12 +55,12 @@ class BesselBasis(nn.Module):
         return math.sqrt(2.0 / self.cutoff) * torch.sin(self.freq.to(r.dtype) * r) / r
 
 
+RADIAL_BASES = {"gaussian": GaussianBasis, "bessel": BesselBasis}
+
+
 def radial_basis(kind: str, cutoff: float, num: int) -> nn.Module:
-    if kind == "gaussian":
-        return GaussianBasis(cutoff, num)
-    if kind == "bessel":
-        return BesselBasis(cutoff, num)
-    raise ValueError(f"unknown radial basis {kind!r}; use 'gaussian' or 'bessel'")
+    """The radial basis named ``kind`` (a key of :data:`RADIAL_BASES`) with ``num`` functions."""
+    return choose(RADIAL_BASES, kind, "basis")(cutoff, num)
 
 
 class RadialMLP(nn.Module):

@@ -43,8 +43,10 @@ class SphericalAttention(nn.Module):
         self.key = nn.Linear(channels, channels)
         self.value = nn.Linear(channels, channels)
         self.out = nn.Linear(channels, channels)
+        points = torch.as_tensor(points, dtype=torch.float64)
         cosines = (points @ points.T).clamp(-1.0, 1.0)
-        self.register_buffer("legendre", legendre_table(cosines, orientation_degree).float(), persistent=False)
+        # float64, like every other geometric table; it follows the module's dtype from there
+        self.register_buffer("legendre", legendre_table(cosines, orientation_degree), persistent=False)
         # random at initialisation, so that even an untrained layer tells angles apart
         self.orientation = nn.Parameter(torch.randn(heads, orientation_degree + 1) / math.sqrt(orientation_degree + 1))
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlff.nn.edge_features import EdgeFeatures
 from mlff.nn.edge_frame import EdgeFrame
 from mlff.nn.radial import RadialMLP
 from mlff.nn.scatter import scatter_sum
@@ -46,19 +47,15 @@ class SphericalMessage(nn.Module):
         super().__init__()
         self.lmax, self.channels, self.avg_degree = lmax, channels, float(avg_degree)
         self.sampling = sampling
-        self.source_embedding = nn.Embedding(num_species, edge_channels)
-        self.target_embedding = nn.Embedding(num_species, edge_channels)
-        self.radial = RadialMLP([num_basis + 2 * edge_channels, edge_channels, (lmax + 1) * channels])
+        self.edge_features = EdgeFeatures(num_species, edge_channels, num_basis)
+        self.radial = RadialMLP([self.edge_features.num_features, edge_channels, (lmax + 1) * channels])
         self.query = SO3Linear(2 * channels, channels, lmax)
         self.attention = SphericalAttention(channels, sampling.points, heads, orientation_degree)
         self.proj = SO3Linear(channels, channels, lmax)
 
     def forward(self, x, species, frame, basis, envelope, edge_index) -> torch.Tensor:
         sender, receiver = edge_index
-        edge_features = torch.cat(
-            [basis, self.source_embedding(species[sender]), self.target_embedding(species[receiver])], dim=1
-        )
-        weights = self.radial(edge_features).view(-1, self.lmax + 1, self.channels)
+        weights = self.radial(self.edge_features(basis, species, edge_index)).view(-1, self.lmax + 1, self.channels)
         # sum_l Y_l(r_hat) w_l: the m = 0 edge-frame rows (first in the m-major layout) rotated back
         edge = EdgeFrame.rotate_back(frame[:, : self.lmax + 1], weights)
         query = self.query(torch.cat([x[sender], x[receiver]], dim=2))

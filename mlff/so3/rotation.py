@@ -9,10 +9,10 @@ is smooth and exactly differentiable everywhere: no gimbal lock, no pole, nothin
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import torch
 
+from mlff.so3.fibonacci import fibonacci_points
 from mlff.so3.spherical_harmonics import spherical_harmonics
 
 AXIS = (0.0, 1.0, 0.0)  # e3nn's polar axis: the m = 0 harmonics are symmetric about y
@@ -47,14 +47,16 @@ def edge_rotation(vectors: torch.Tensor) -> torch.Tensor:
     return flip * r1
 
 
-def _sample_points(count: int) -> torch.Tensor:
-    """``count`` well-spread points on the unit sphere (a Fibonacci lattice), float64."""
-    i = torch.arange(count, dtype=torch.float64) + 0.5
-    polar = torch.acos(1 - 2 * i / count)
-    azimuth = math.pi * (1 + math.sqrt(5.0)) * i
-    return torch.stack(
-        [torch.sin(polar) * torch.cos(azimuth), torch.cos(polar), torch.sin(polar) * torch.sin(azimuth)], -1
-    )
+def random_rotation(rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """A rotation matrix ``[3, 3]`` (det +1) drawn uniformly from SO(3) (Haar measure), float64.
+
+    ``rng`` is a numpy Generator or a seed. QR of a Gaussian matrix with the signs of R's diagonal
+    moved into Q is Haar-distributed on O(3); the determinant's sign then picks SO(3).
+    """
+    rng = np.random.default_rng(rng)
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q * np.linalg.det(q)
 
 
 class WignerD(torch.nn.Module):
@@ -69,7 +71,7 @@ class WignerD(torch.nn.Module):
         super().__init__()
         self.lmax = lmax
         count = 2 * lmax + 1 + max(4, lmax)  # a few more points than needed, for conditioning
-        points = _sample_points(count)
+        points = fibonacci_points(count)
         sh = spherical_harmonics(lmax, points)  # [K, (L+1)^2]
         n = (lmax + 1) ** 2
         # D^l = Y^l(R X) @ pinv(Y^l(X)) with X the sample points as columns. Stored per row as

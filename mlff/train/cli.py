@@ -36,8 +36,9 @@ def _eval(args) -> int:
     from mlff.calculator import load
     from mlff.data.formats import read_structures
     from mlff.data.labels import LabelKeys
+    from mlff.data.validation import check_species
+    from mlff.train.evaluation import evaluate, format_metrics
     from mlff.train.plots import parity_plots
-    from mlff.train.trainer import evaluate, format_metrics
 
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     model = load(args.model, device=args.device, dtype=dtype)
@@ -45,6 +46,8 @@ def _eval(args) -> int:
     keys = LabelKeys(args.energy_key, args.forces_key)
     for path in args.data:
         structures = read_structures(path, keys=keys)
+        for k, atoms in enumerate(structures):  # before any graph is built
+            check_species(atoms.numbers, model.species, f"frame {k} of {path}: ")
         print(f"{path} ({len(structures)} structures): {format_metrics(evaluate(model, structures, 16, device, dtype))}")
         if args.parity:
             parity_plots(model, structures, args.parity, device, dtype)

@@ -9,28 +9,34 @@ Example::
     epochs: 50
     batch_size: 8
     output: runs/ethanol
+
+Choices (``loss.kind``, ``optim.schedule``, ``dtype``, ``val_metric``) are checked when the file is
+read; relations between fields in :meth:`TrainConfig.check` and ``__post_init__``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from mlff.config import load_yaml
+from mlff.data.dataset import split_size
+from mlff.data.labels import LabelKeys
 from mlff.errors import ConfigError
+from mlff.models.registry import model_config
 
-
-@dataclass
-class KeysConfig:
-    energy: str = "energy"
-    forces: str = "forces"
-    stress: str = "stress"
+ValMetric = Literal["loss", "energy_mae", "energy_rmse", "force_mae", "force_rmse", "stress_mae", "stress_rmse"]
 
 
 @dataclass
 class SplitConfig:
-    val: float = 0.1  # fraction (< 1) or count
+    val: float = 0.1  # fraction in [0, 1) or a whole count of structures
     test: float = 0.1
     seed: int = 0
+
+    def __post_init__(self):
+        split_size(self.val, "val")
+        split_size(self.test, "test")
 
 
 @dataclass
@@ -38,7 +44,7 @@ class DataConfig:
     train: list[str] = field(default_factory=list)  # files; split into train/val/test unless val is given
     val: list[str] | None = None
     test: list[str] | None = None
-    keys: KeysConfig = field(default_factory=KeysConfig)
+    keys: LabelKeys = field(default_factory=LabelKeys)
     split: SplitConfig = field(default_factory=SplitConfig)
 
 
@@ -51,7 +57,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    kind: str = "mse"  # mse | mae | huber
+    kind: Literal["mse", "mae", "huber"] = "mse"
     huber_delta: float = 0.01
     energy_weight: float = 1.0  # on the per-atom energy
     forces_weight: float = 10.0
@@ -65,7 +71,7 @@ class LossConfig:
 class OptimConfig:
     lr: float = 2e-3
     weight_decay: float = 0.0
-    schedule: str = "cosine"  # cosine | plateau | constant
+    schedule: Literal["cosine", "plateau", "constant"] = "cosine"
     warmup_steps: int = 0
     min_lr_ratio: float = 0.01
     plateau_patience: int = 5
@@ -111,7 +117,10 @@ class TrainConfig:
     val_every: int = 1  # epochs
     checkpoint_every: int = 100  # steps
     device: str = "auto"
-    dtype: str = "float32"
+    dtype: Literal["float32", "float64"] = "float32"
+    # what picks best.pt and drives the plateau schedule: the training loss (see mlff.train.trainer)
+    # or one of the validation errors
+    val_metric: ValMetric = "loss"
     seed: int = 0
     output: str = "run"
     progress: bool = True
@@ -119,12 +128,7 @@ class TrainConfig:
     def check(self) -> "TrainConfig":
         if not self.data.train:
             raise ConfigError("data.train must list at least one file")
-        if self.loss.kind not in ("mse", "mae", "huber"):
-            raise ConfigError(f"loss.kind {self.loss.kind!r} is not one of mse, mae, huber")
-        if self.optim.schedule not in ("cosine", "plateau", "constant"):
-            raise ConfigError(f"optim.schedule {self.optim.schedule!r} is not one of cosine, plateau, constant")
-        if self.dtype not in ("float32", "float64"):
-            raise ConfigError(f"dtype {self.dtype!r} is not float32 or float64")
+        model_config(self.model.name, self.model.preset, where="model.options", **self.model.options)
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch_size must be >= 1")
         if self.empp is not None:
@@ -133,10 +137,18 @@ class TrainConfig:
                 raise ConfigError("empp: masks >= 1, weight >= 0, bins >= 2 and sphere_points >= 4 are required")
             if min(e.sigma, e.tau, e.target_tau, e.r_min) <= 0:
                 raise ConfigError("empp: sigma, tau, target_tau and r_min must be > 0")
+        if self.val_metric.startswith("stress") and not self.loss.stress_weight > 0:
+            raise ConfigError(f"val_metric {self.val_metric} needs stress in the loss (loss.stress_weight > 0)")
+        if self.empp is not None and self.empp.pretrain and self.val_metric != "loss":
+            raise ConfigError(f"val_metric {self.val_metric}: EMPP pre-training has no labels; only 'loss' applies")
         if isinstance(self.e0, str) and self.e0 != "fit":
             raise ConfigError(f"e0 must be 'fit' or a mapping {{Z: energy}}, got {self.e0!r}")
         return self
 
 
 def load_config(path) -> TrainConfig:
-    return load_yaml(TrainConfig, path).check()
+    config = load_yaml(TrainConfig, path)
+    try:
+        return config.check()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +10,6 @@ from ase.data import chemical_symbols
 
 from mlff.data.dataset import make_splits, save_splits
 from mlff.data.formats import read_structures
-from mlff.data.labels import LabelKeys
 from mlff.data.statistics import compute_statistics, fit_e0
 from mlff.errors import ConfigError
 from mlff.models.checkpoint import load_checkpoint
@@ -28,18 +26,13 @@ class TrainingData:
     metadata: dict = field(default_factory=dict)
 
 
-def _count_or_fraction(value: float):
-    return int(value) if value >= 1 else value
-
-
 def load_training_data(cfg: TrainConfig) -> TrainingData:
     d = cfg.data
-    keys = LabelKeys(d.keys.energy, d.keys.forces, d.keys.stress)
     require = () if cfg.empp is not None and cfg.empp.pretrain else ("energy",)  # pre-training needs no labels
-    read = lambda files: [a for f in files for a in read_structures(f, keys=keys, require=require)]  # noqa: E731
+    read = lambda files: [a for f in files for a in read_structures(f, keys=d.keys, require=require)]  # noqa: E731
     train = read(d.train)
     if d.val is None:
-        splits = make_splits(len(train), _count_or_fraction(d.split.val), _count_or_fraction(d.split.test), d.split.seed)
+        splits = make_splits(len(train), d.split.val, d.split.test, d.split.seed)
         save_splits(Path(cfg.output) / "splits", splits)
         val, test = [train[i] for i in splits["val"]], [train[i] for i in splits["test"]]
         train = [train[i] for i in splits["train"]]
@@ -64,9 +57,7 @@ def build_model(cfg: TrainConfig, data: TrainingData, species: list[int] | None 
     elif isinstance(cfg.e0, dict):
         e0 = {int(z): float(v) for z, v in cfg.e0.items()}
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # single-composition data: minimum-norm E0 is fine here
-            e0 = fit_e0(data.train, species)
+        e0 = fit_e0(data.train, species)
     stats = compute_statistics(data.train, cutoff=probe.cutoff, e0=e0)
     options.setdefault("avg_degree", max(stats.avg_num_neighbors, 1.0))
     network = build_network(cfg.model.name, preset=cfg.model.preset, species=species, **options)

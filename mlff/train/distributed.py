@@ -2,8 +2,9 @@
 
 Every rank holds the same model (same seed, same updates). Each optimisation step splits the global
 batch across ranks (``indices[rank::world]``), each rank back-propagates its share, and gradients
-are averaged with an all-reduce before clipping and the optimizer step. With equal shares this is
-the same update as one process on the whole batch. Only rank 0 writes files and logs.
+are averaged before clipping and the optimizer step: flattened into buckets of up to 25 MB (one
+dtype and device each), one all-reduce per bucket. With equal shares this is the same update as
+one process on the whole batch. Only rank 0 writes files and logs.
 """
 
 from __future__ import annotations
@@ -31,13 +32,33 @@ def setup() -> tuple[int, int, torch.device | None]:
     return rank, world, device
 
 
-def average_gradients(parameters, world: int) -> None:
+BUCKET_BYTES = 25 * 2**20
+
+
+def average_gradients(parameters, world: int, bucket_bytes: int = BUCKET_BYTES) -> None:
+    """Average the gradients over the ``world`` ranks, which must all have gradients for the same parameters."""
     if world == 1:
         return
-    for p in parameters:
-        if p.grad is not None:
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad.div_(world)
+    for bucket in _buckets([p.grad for p in parameters if p.grad is not None], bucket_bytes):
+        flat = torch.cat([g.reshape(-1) for g in bucket])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat.div_(world)
+        for grad, part in zip(bucket, flat.split([g.numel() for g in bucket])):
+            grad.copy_(part.view_as(grad))
+
+
+def _buckets(tensors: list[torch.Tensor], limit: int) -> list[list[torch.Tensor]]:
+    """``tensors`` grouped by dtype and device, in order, into runs of at most ``limit`` bytes (or one tensor)."""
+    runs: dict[tuple, list[list[torch.Tensor]]] = {}
+    sizes: dict[tuple, int] = {}  # bytes in the last run of each group
+    for t in tensors:
+        key, nbytes = (t.dtype, t.device), t.numel() * t.element_size()
+        if key not in runs or sizes[key] + nbytes > limit:
+            runs.setdefault(key, []).append([])
+            sizes[key] = 0
+        runs[key][-1].append(t)
+        sizes[key] += nbytes
+    return [run for group in runs.values() for run in group]
 
 
 def teardown() -> None:

@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mlff.data.graph import AtomicGraph  # noqa: E402
 from mlff.fileio import atomic_path  # noqa: E402
+from mlff.train.evaluation import iter_predictions  # noqa: E402
 
 
 def _save(fig, path) -> None:
@@ -37,15 +37,12 @@ def learning_curve(history: list[dict], path) -> None:
     _save(fig, path)
 
 
-def parity_plots(model, structures, prefix, device, dtype) -> None:
+def parity_plots(model, structures, prefix, device, dtype, batch_size: int = 16) -> None:
     """``<prefix>_energy.png`` and ``<prefix>_forces.png`` for ``structures``."""
     if not structures:
         return
     ref_e, pred_e, ref_f, pred_f = [], [], [], []
-    for start in range(0, len(structures), 16):
-        chunk = structures[start : start + 16]
-        graph = AtomicGraph.from_atoms(chunk, model.cutoff, dtype=dtype).to(device)
-        out = model(graph, forces=graph.forces is not None)
+    for graph, out in iter_predictions(model, structures, batch_size, device, dtype):
         n = graph.atoms_per_graph.double().cpu()
         ref_e += (graph.energy.double().cpu() / n).tolist()
         pred_e += (out["energy"].double().cpu() / n).tolist()

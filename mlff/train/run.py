@@ -1,30 +1,39 @@
-"""``mlff train``: set up, train, and report (error table, learning curve, parity plots)."""
+"""``mlff train``: set up, train, and report (error table, learning curve, parity plots).
+
+Progress goes to the ``mlff.train`` loggers at INFO level (rank 0 only); set that logger's level to
+WARNING to train quietly.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 
 import torch
 
-from mlff.calculator import resolve_device
 from mlff.fileio import atomic_write
 from mlff.models.checkpoint import load_checkpoint, save_checkpoint
+from mlff.runtime import resolve_device
 from mlff.train import distributed
 from mlff.train.config import TrainConfig
 from mlff.train.data import build_model, load_training_data
+from mlff.train.evaluation import evaluate, format_metrics
 from mlff.train.plots import learning_curve, parity_plots
-from mlff.train.trainer import Trainer, evaluate, format_metrics
+from mlff.train.trainer import Trainer
+
+logger = logging.getLogger(__name__)
 
 
-def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
+def train(cfg: TrainConfig, resume: bool = False) -> dict:
     rank, world, dist_device = distributed.setup()
     try:
-        return _train(cfg, resume, log if rank == 0 else (lambda *_: None), rank, world, dist_device)
+        return _train(cfg, resume, rank, world, dist_device)
     finally:
         distributed.teardown()
 
 
-def _train(cfg: TrainConfig, resume: bool, log, rank: int, world: int, dist_device) -> dict:
+def _train(cfg: TrainConfig, resume: bool, rank: int, world: int, dist_device) -> dict:
     torch.manual_seed(cfg.seed)
     device = dist_device or resolve_device(cfg.device)
     data = load_training_data(cfg)
@@ -32,12 +41,16 @@ def _train(cfg: TrainConfig, resume: bool, log, rank: int, world: int, dist_devi
     trainer = Trainer(cfg, data, model, device, rank, world)
     if resume:
         trainer.load_state()
-        log(f"resumed at step {trainer.step} (epoch {trainer.epoch + 1}, batch {trainer.batch_in_epoch})")
-    if world > 1:
-        log(f"data parallel over {world} processes; each step splits the batch of {cfg.batch_size}")
-    log(f"training on {len(data.train)} structures, validating on {len(data.val)}, testing on {len(data.test)}; "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters; {trainer.total_steps} steps")
-    trainer.fit(log)
+    if rank == 0:
+        if resume:
+            logger.info("resumed at step %d (epoch %d, batch %d)", trainer.step, trainer.epoch + 1,
+                        trainer.batch_in_epoch)
+        if world > 1:
+            logger.info("data parallel over %d processes; each step splits the batch of %d", world, cfg.batch_size)
+        logger.info("training on %d structures, validating on %d, testing on %d; %s parameters; %d steps",
+                    len(data.train), len(data.val), len(data.test), f"{sum(p.numel() for p in model.parameters()):,}",
+                    trainer.total_steps)
+    trainer.fit()
     if rank > 0:
         return {}  # rank 0 evaluates and writes the results
     final = trainer.eval_model()
@@ -50,9 +63,11 @@ def _train(cfg: TrainConfig, resume: bool, log, rank: int, world: int, dist_devi
         table = {name: evaluate(best, part, cfg.batch_size, device, trainer.dtype) for name, part in parts}
     save_checkpoint(best, trainer.out / "model.pt", metadata=data.metadata, metrics=table)
     with atomic_write(trainer.out / "metrics.json") as fh:
-        json.dump({"errors": table, "history": trainer.history}, fh, indent=2)
+        best_score = trainer.best if math.isfinite(trainer.best) else None  # None: never validated
+        json.dump({"errors": table, "val_metric": cfg.val_metric, "best_score": best_score, "history": trainer.history},
+                  fh, indent=2)
     learning_curve(trainer.history, trainer.out / "learning_curve.png")
     if not trainer.pretraining:
-        parity_plots(best, data.test or data.val, trainer.out / "parity", device, trainer.dtype)
-    log("\n".join(f"{name:>5}: {format_metrics(m)}" for name, m in table.items()))
+        parity_plots(best, data.test or data.val, trainer.out / "parity", device, trainer.dtype, cfg.batch_size)
+    logger.info("\n".join(f"{name:>5}: {format_metrics(m)}" for name, m in table.items()))
     return table

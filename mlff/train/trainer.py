@@ -1,14 +1,25 @@
-"""Training loop: AdamW, warmup + cosine/plateau schedule, gradient clipping, EMA, exact resume.
+"""Training loop: AdamW, learning-rate schedule, gradient clipping, EMA, validation, exact resume.
 
 Batches of epoch ``e`` come from a permutation seeded by ``(seed, e)``, and the full training state
 (weights, EMA, optimizer, schedule, position in the epoch, history) is checkpointed atomically every
 ``checkpoint_every`` steps, so ``--resume`` continues exactly where a run stopped: the same batches
 in the same order and, on the CPU, bit-identical weights to an uninterrupted run.
+
+Validation (every ``val_every`` epochs, of the EMA weights if any) gives a score that picks
+``best.pt`` and drives the plateau schedule. By default (``val_metric: loss``) it is the training
+loss on the whole validation set: the same penalty and the weights of the last step taken (energy
+per atom, forces, stress where labelled), each term summed over all structures and divided by its
+count, i.e. the loss of one batch holding the whole set (no EMPP auxiliary term; in EMPP
+pre-training, the EMPP loss). ``val_metric`` may name an error instead (``force_mae``...). Loss
+scores before and after stage two switches the weights do not compare, so the best score (and the
+plateau schedule's) is reset at the first validation after the switch: ``best.pt`` is then the best
+of stage two. The history records each validation's errors (``val_*``), ``score`` and ``best``.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import sys
 from pathlib import Path
@@ -25,9 +36,12 @@ from mlff.train.config import TrainConfig
 from mlff.train.data import TrainingData
 from mlff.train.distributed import average_gradients
 from mlff.train.empp import EMPP
-from mlff.train.loss import Metrics, loss_terms
+from mlff.train.evaluation import evaluate, format_metrics, iter_batches
+from mlff.train.loss import in_stage_two, loss_terms
+from mlff.train.schedule import forget_best, make_scheduler
 
 STATE_FILE = "train_state.pt"
+logger = logging.getLogger(__name__)
 
 
 class TrainingError(MLFFError):
@@ -50,9 +64,9 @@ class Trainer:
             self.total_steps = min(self.total_steps, cfg.max_steps)
         self.empp = self._empp(cfg, data, model)
         self.optimizer = torch.optim.AdamW(self.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-        self.scheduler = self._scheduler()
+        self.scheduler = make_scheduler(self.optimizer, cfg.optim, self.total_steps)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self.best = math.inf
+        self.best, self.best_stage = math.inf, False  # lowest score, and whether it was of stage two
         self.history: list[dict] = []
 
     def _empp(self, cfg: TrainConfig, data: TrainingData, model: EnergyModel) -> EMPP | None:
@@ -77,24 +91,6 @@ class Trainer:
         """EMPP loss of ``graph`` with masks drawn from ``seed`` (reproducible, so resume is exact)."""
         return self.empp(model, graph, torch.Generator().manual_seed(seed))
 
-    # ------------------------------------------------------------------ schedule
-    def _scheduler(self):
-        o = self.cfg.optim
-        if o.schedule == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=o.plateau_factor,
-                                                              patience=o.plateau_patience)
-        total = max(self.total_steps, 1)
-
-        def factor(step: int) -> float:
-            if step < o.warmup_steps:
-                return (step + 1) / o.warmup_steps
-            if o.schedule == "constant":
-                return 1.0
-            t = (step - o.warmup_steps) / max(total - o.warmup_steps, 1)
-            return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-
-        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
-
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
         return {
@@ -104,7 +100,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "best": self.best, "history": self.history,
+            "best": self.best, "best_stage": self.best_stage, "history": self.history,
         }
 
     def save_state(self) -> None:
@@ -126,10 +122,10 @@ class Trainer:
                 self.ema.load_state_dict(state["ema"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
+            self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+            self.best, self.best_stage, self.history = state["best"], state["best_stage"], state["history"]
         except Exception as exc:
             raise TrainingError(f"cannot resume from {path}: corrupt or incompatible state ({exc})") from exc
-        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        self.best, self.history = state["best"], state["history"]
 
     # ------------------------------------------------------------------ loop
     def epoch_order(self, epoch: int) -> list[int]:
@@ -144,12 +140,12 @@ class Trainer:
         if not self.pretraining:
             out = self.model(graph, forces=True, stress=self.cfg.loss.stress_weight > 0 and graph.stress is not None,
                              create_graph=True)
-            loss = loss_terms(out, graph, self.cfg.loss, progress=self.step / max(self.total_steps, 1))["total"]
+            loss = loss_terms(out, graph, self.cfg.loss, progress=self.progress(self.step))["total"]
         if self.empp is not None:
             seed = (self.cfg.seed * 1_000_003 + self.step) * max(self.world, 1) + self.rank
             loss = loss + self.cfg.empp.weight * self.empp_loss(self.model, graph, seed)["loss"]
         if not torch.isfinite(loss):
-            raise TrainingError(f"loss became {float(loss)} at step {self.step}; the last good state is in "
+            raise TrainingError(f"loss became {loss.item()} at step {self.step}; the last good state is in "
                                 f"{self.out / STATE_FILE}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -167,7 +163,11 @@ class Trainer:
         self.step += 1
         return loss.item()
 
-    def fit(self, log=print) -> None:
+    def progress(self, step: int) -> float:
+        """Training progress in [0, 1] at optimisation step ``step`` (what stage two of the loss goes by)."""
+        return step / max(self.total_steps, 1)
+
+    def fit(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         while self.step < self.total_steps and self.epoch < self.cfg.epochs:
             order = self.epoch_order(self.epoch)
@@ -186,68 +186,54 @@ class Trainer:
                 self.epoch += 1
                 self.batch_in_epoch = 0
                 if self.epoch % self.cfg.val_every == 0 or self.epoch == self.cfg.epochs:
-                    self.validate(log)
+                    self.validate()
             self.save_state()
 
-    def validate(self, log=print) -> dict:
+    def validate(self) -> dict:
         model = self.eval_model()
         structures = self.data.val or self.data.train
         if self.pretraining:
             metrics = self.evaluate_empp(model, structures)
-            score = metrics["empp"]
+            score, stage = metrics["empp"], False
         else:
-            metrics = evaluate(model, structures, self.cfg.batch_size, self.device, self.dtype)
-            score = metrics["energy_rmse"] + metrics.get("force_rmse", 0.0)
-        if self.cfg.optim.schedule == "plateau":
+            progress = self.progress(max(self.step - 1, 0))  # the weights of the last step taken
+            metrics = evaluate(model, structures, self.cfg.batch_size, self.device, self.dtype, self.cfg.loss, progress)
+            score, stage = self.score(metrics), in_stage_two(self.cfg.loss, progress)
+        plateau = self.cfg.optim.schedule == "plateau"
+        if stage != self.best_stage and self.cfg.val_metric == "loss":  # other weights: start comparing afresh
+            self.best, self.best_stage = math.inf, stage
+            if plateau:
+                forget_best(self.scheduler)
+        if plateau:
             self.scheduler.step(score)
+        best = score < self.best
         self.history.append({"epoch": self.epoch, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
-                             **{f"val_{k}": v for k, v in metrics.items()}})
-        line = format_metrics(metrics)
-        if score < self.best:
+                             **{f"val_{k}": v for k, v in metrics.items()}, "score": score, "best": best})
+        if best:
             self.best = score
             if self.rank == 0:
-                    save_checkpoint(model, self.out / "best.pt", metadata=self.data.metadata, metrics={"val": metrics})
-            line += "  (best)"
+                save_checkpoint(model, self.out / "best.pt", metadata=self.data.metadata, metrics={"val": metrics})
         if self.rank == 0:
-            log(f"epoch {self.epoch:4d} step {self.step:6d}  val {line}")
+            logger.info("epoch %4d step %6d  val %s%s", self.epoch, self.step, format_metrics(metrics),
+                        "  (best)" if best else "")
         return metrics
+
+    def score(self, metrics: dict) -> float:
+        if self.cfg.val_metric not in metrics:
+            raise TrainingError(f"val_metric {self.cfg.val_metric}: the validation set has no such error "
+                                f"(it has {', '.join(sorted(metrics))}); are its labels missing?")
+        return metrics[self.cfg.val_metric]
 
     @torch.no_grad()
     def evaluate_empp(self, model: EnergyModel, structures) -> dict:
         """Mean EMPP loss (KL, nats) of ``model`` on ``structures``, with fixed masks."""
-        dataset = GraphDataset(structures, model.cutoff, dtype=self.dtype)
         self.empp.eval()
-        total = radius = direction = 0.0
-        batches = range(0, len(dataset), self.cfg.batch_size)
-        for k, start in enumerate(batches):
-            graph = dataset.collate([dataset[i] for i in range(start, min(start + self.cfg.batch_size, len(dataset)))])
-            out = self.empp_loss(model, graph.to(self.device), seed=k)
-            total, radius, direction = total + float(out["loss"]), radius + float(out["radius"]), direction + float(out["direction"])
+        batches = iter_batches(structures, model.cutoff, self.cfg.batch_size, self.device, self.dtype)
+        parts = [{key: float(value) for key, value in self.empp_loss(model, graph, seed=k).items()}
+                 for k, graph in enumerate(batches)]
         self.empp.train()
-        n = max(len(batches), 1)
-        return {"empp": total / n, "empp_radius": radius / n, "empp_direction": direction / n}
+        mean = lambda key: sum(part[key] for part in parts) / max(len(parts), 1)  # noqa: E731
+        return {"empp": mean("loss"), "empp_radius": mean("radius"), "empp_direction": mean("direction")}
 
     def eval_model(self) -> EnergyModel:
         return (self.ema if self.ema is not None else self.model).eval()
-
-
-def evaluate(model: EnergyModel, structures, batch_size: int, device, dtype) -> dict:
-    """Energy (meV/atom), force (meV/Å) and stress (meV/Å³) MAE/RMSE of ``model`` on labelled structures."""
-    dataset = GraphDataset(structures, model.cutoff, dtype=dtype)
-    metrics = Metrics()
-    model.eval()
-    for start in range(0, len(dataset), batch_size):
-        graph = dataset.collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]).to(device)
-        metrics.update(model(graph, forces=graph.forces is not None, stress=graph.stress is not None), graph)
-    return metrics.result()
-
-
-def format_metrics(m: dict) -> str:
-    if "energy_mae" not in m:
-        return f"EMPP KL {m['empp']:.4f} (radius {m['empp_radius']:.4f}, direction {m['empp_direction']:.4f})"
-    text = f"E MAE {m['energy_mae']:.2f} RMSE {m['energy_rmse']:.2f} meV/atom"
-    if "force_mae" in m:
-        text += f"  F MAE {m['force_mae']:.1f} RMSE {m['force_rmse']:.1f} meV/Å"
-    if "stress_mae" in m:
-        text += f"  S MAE {m['stress_mae']:.2f} RMSE {m['stress_rmse']:.2f} meV/Å³"
-    return text

@@ -6,8 +6,10 @@ import torch
 from ase.build import bulk, molecule
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
 from torch.utils.data import DataLoader
 
+from mlff.cli import main
 from mlff.data.dataset import GraphDataset, load_splits, make_splits, save_splits
 from mlff.data.graph import AtomicGraph
 from mlff.data.labels import get_labels
@@ -46,16 +48,47 @@ def test_same_seed_same_split_other_seed_other_split():
     assert_partition(c, 50)
 
 
+def test_whole_floats_are_counts_and_fractions_are_below_one():
+    sizes = lambda splits: (len(splits["val"]), len(splits["test"]))  # noqa: E731
+    assert sizes(make_splits(10, val=1.0, test=4.0, seed=0)) == (1, 4)  # as YAML or the command line give them
+    assert sizes(make_splits(20, val=0.9, test=0.05, seed=0)) == (18, 1)
+
+
 @pytest.mark.parametrize(
     "n, val, test, match",
     [(10, 5, 5, "leave no training structures"), (10, 0.6, 0.5, "leave no training structures"),
-     (10, -1, 0, "val count must be >= 0"), (10, 0.1, 1.5, r"test fraction must be in \[0, 1\]"),
-     (10, True, 0, "fraction \\(float\\) or a count \\(int\\)"), (10, "0.1", 0, "fraction"),
+     (10, -1, 0, "val must be a fraction in \\[0, 1\\) or a whole count of structures, got -1"),
+     (10, 0.1, 1.5, "test must be a fraction .* got 1.5"), (10, 0.1, -0.5, "test must be .* got -0.5"),
+     (10, float("nan"), 0, "val must be .* got nan"), (10, 0, float("inf"), "test must be .* got inf"),
+     (10, True, 0, "val must be .* got True"), (10, "0.1", 0, "val must be .* got '0.1'"),
      (0, 0, 0, "cannot split 0")],
 )
 def test_bad_split_sizes(n, val, test, match):
     with pytest.raises(ConfigError, match=match):
         make_splits(n, val, test, seed=0)
+
+
+@pytest.fixture
+def frames_file(tmp_path):
+    path = tmp_path / "frames.xyz"
+    write(path, [molecule("H2O") for _ in range(10)])
+    return path
+
+
+@pytest.mark.parametrize("val, expected", [("3", 3), ("2.0", 2), ("0.5", 5), ("0", 0)])
+def test_split_command_sizes(tmp_path, frames_file, capsys, val, expected):
+    assert main(["data", "split", str(frames_file), "--val", val, "--test", "1", "-o", str(tmp_path / "s")]) == 0
+    splits = load_splits(tmp_path / "s", n=10)
+    assert (len(splits["val"]), len(splits["test"]), len(splits["train"])) == (expected, 1, 9 - expected)
+
+
+@pytest.mark.parametrize("option, value", [("--val", "1.5"), ("--test", "-1"), ("--val", "half")])
+def test_split_command_rejects_sizes_that_are_neither_fraction_nor_count(tmp_path, frames_file, capsys, option,
+                                                                         value):
+    assert main(["data", "split", str(frames_file), option, value, "-o", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: expected a fraction in [0, 1) or a whole count of frames, got '{value}'" in err
+    assert not (tmp_path / "s").exists()
 
 
 def test_save_and_load_round_trip(tmp_path):

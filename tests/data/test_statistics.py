@@ -1,6 +1,7 @@
 """Per-element reference energies and dataset statistics against values computed by hand."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -29,11 +30,16 @@ def compositions(rng, n):
 
 
 # ------------------------------------------------------------------------------------- fit_e0
-def test_fit_e0_recovers_exact_reference_energies():
+def rank_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "mlff.data.statistics" and r.levelno == logging.WARNING]
+
+
+def test_fit_e0_recovers_exact_reference_energies(caplog):
     rng = np.random.default_rng(0)
     structures = [synthetic(c, sum(TRUE_E0[z] * k for z, k in c.items())) for c in compositions(rng, 12)]
     structures.append(synthetic({29: 3}, None))  # unlabelled structures are ignored
     e0 = fit_e0(structures)
+    assert rank_warnings(caplog) == []  # full rank
     assert sorted(e0) == [13, 28, 29]
     for z, value in TRUE_E0.items():
         assert e0[z] == pytest.approx(value, abs=1e-10)
@@ -52,17 +58,28 @@ def test_fit_e0_with_noise_is_close():
         assert e0[z] != pytest.approx(value, abs=1e-8)  # noise really was there
 
 
-def test_fit_e0_extra_species_and_dependent_compositions():
+def test_fit_e0_extra_species_and_dependent_compositions(caplog):
     rng = np.random.default_rng(2)
     structures = [synthetic(c, sum(TRUE_E0[z] * k for z, k in c.items())) for c in compositions(rng, 10)]
-    with pytest.warns(UserWarning, match="determine only 3 of 4 E0s"):
-        e0 = fit_e0(structures, species=[29, 28, 13, 79])
+    e0 = fit_e0(structures, species=[29, 28, 13, 79])
+    (message,) = rank_warnings(caplog)
+    assert "determine only 3 of 4 E0s: those of Au (79) are not separately determined" in message
     assert e0[79] == 0.0 and e0[29] == pytest.approx(TRUE_E0[29], abs=1e-10)
-    # CuAl always 1:1: only the sum is determined, and it is recovered
-    pairs = [synthetic({29: k, 13: k}, k * (TRUE_E0[29] + TRUE_E0[13])) for k in (1, 2, 3)]
-    with pytest.warns(UserWarning, match="minimum-norm"):
+    caplog.clear()
+    # CuAl always 1:1, and a single composition: only the sums are determined, and they are recovered
+    for pairs in ([synthetic({29: k, 13: k}, k * (TRUE_E0[29] + TRUE_E0[13])) for k in (1, 2, 3)],
+                  [synthetic({29: 1, 13: 1}, TRUE_E0[29] + TRUE_E0[13] + noise) for noise in (-0.01, 0.01)]):
         e0 = fit_e0(pairs)
-    assert e0[29] + e0[13] == pytest.approx(TRUE_E0[29] + TRUE_E0[13], abs=1e-10)
+        assert e0[29] + e0[13] == pytest.approx(TRUE_E0[29] + TRUE_E0[13], abs=1e-10)
+        (message,) = rank_warnings(caplog)
+        assert "only 1 of 2 E0s: those of Al (13), Cu (29) are not separately determined" in message
+        assert "minimum-norm" in message and "summed E0s of every composition in the data are still exact" in message
+        caplog.clear()
+    # Ni fixed by pure-Ni structures, Cu and Al only together
+    mixed = pairs + [synthetic({28: k}, k * TRUE_E0[28]) for k in (1, 2)]
+    assert fit_e0(mixed)[28] == pytest.approx(TRUE_E0[28], abs=1e-10)
+    (message,) = rank_warnings(caplog)
+    assert "only 2 of 3 E0s: those of Al (13), Cu (29) are" in message
 
 
 def test_fit_e0_errors():

@@ -5,7 +5,10 @@ import pytest
 import torch
 
 from mlff.models.equiformer_v2 import EquiformerV2
-from tests.models.model_suite import ModelSuite, ethanol
+from mlff.testing import Tolerances
+from mlff.testing.checks import ModelCheckError, check_smoothness, pull_scan
+from mlff.testing.structures import ethanol
+from mlff.testing.suite import ModelSuite
 
 
 def small(species, cutoff, **overrides):
@@ -22,8 +25,7 @@ class TestEquiformerV2(ModelSuite):
     """Default EquiformerV2: gate in the edge frame, grid MLP in the (global-frame) FFN."""
 
     # The FFN's grid MLP aliases: rotations change the energy slightly (measured, see the note).
-    rotation_rtol_f64 = 1e-7
-    rotation_force_atol_f64 = 1e-4
+    tolerances = Tolerances(rotation_energy_rtol=1e-7, rotation_force_atol=1e-4)
 
     def make_network(self, species, cutoff):
         return small(species, cutoff)
@@ -44,9 +46,11 @@ def test_smoothness_check_catches_a_hard_cutoff():
     network = small([1, 6, 8, 29], 4.0)
     network.envelope.forward = lambda r: (r < network.cutoff).to(r.dtype)  # a step: no smoothing
     model = EnergyModel(network).double().eval()
-    residual, crossings = ModelSuite.pull_scan(model, ethanol())
+    residual, crossings = pull_scan(model, ethanol(), steps=100)
     assert crossings >= 3
     assert residual > 1e-4, f"a hard cutoff went unnoticed (residual {residual:.2e} eV)"
+    with pytest.raises(ModelCheckError, match="not converging like a smooth energy"):
+        check_smoothness(model, ethanol(), steps=100)  # a finer scan does not help a jump
 
 
 @pytest.mark.parametrize("activation", ["gate", "s2"])

@@ -25,5 +25,37 @@ def test_bad_names_and_options_are_named():
         build_network("nequip")
     with pytest.raises(ConfigError, match="unknown preset 'huge'"):
         build_network(preset="huge")
-    with pytest.raises(ConfigError, match="unknown equiformer_v2 option.*lmaxx"):
+    with pytest.raises(ConfigError, match="unknown key equiformer_v2.lmaxx; allowed: .*lmax"):
         build_network(lmaxx=3)
+    with pytest.raises(ConfigError, match="equiformer_v2.norm: 'layer_nrom' is not one of 'layer_norm_sh', 'rms_norm_sh'"):
+        build_network(norm="layer_nrom")
+    with pytest.raises(ConfigError, match="equiformer_v2.lmax: expected int, got '3'"):
+        build_network(lmax="3")
+    with pytest.raises(ConfigError, match="mmax must be in 0..lmax=3, got 4"):
+        build_network(lmax=3, mmax=4)
+    with pytest.raises(ConfigError, match="channels .32. must be divisible by est_heads .5."):
+        build_network("est", preset="small", est_heads=5)
+    with pytest.raises(ConfigError, match="est.message: 'sphere' is not one of 'graph_attention', 'spherical'"):
+        build_network("est", message="sphere")
+
+
+def test_choice_types_list_exactly_the_registered_implementations():
+    """Each Literal option type names the keys of the table the layers build from, no more, no less."""
+    import typing
+
+    from mlff.models.equiformer_v2 import Basis, EdgeActivation, FFNActivation, Norm
+    from mlff.models.est import EST, SAMPLINGS, Message, Sampling
+    from mlff.nn.attention import EDGE_ACTIVATIONS
+    from mlff.nn.feed_forward import FFN_ACTIVATIONS
+    from mlff.nn.norm import NORMS
+    from mlff.nn.radial import RADIAL_BASES
+
+    for literal, table in ((Norm, NORMS), (Basis, RADIAL_BASES), (EdgeActivation, EDGE_ACTIVATIONS),
+                           (FFNActivation, FFN_ACTIVATIONS), (Sampling, SAMPLINGS), (Message, EST.MESSAGES)):
+        assert set(typing.get_args(literal)) == set(table)
+
+
+def test_est_presets_derive_from_equiformer_v2():
+    for preset in ("small", "31m"):
+        base, est = PRESETS["equiformer_v2"][preset], PRESETS["est"][preset]
+        assert {k: est[k] for k in base} == base

@@ -1,6 +1,7 @@
 """Training: losses, config errors, exact resume, NaN handling, and a real (short) xTB fit."""
 
 import json
+import logging
 import math
 
 import numpy as np
@@ -16,7 +17,8 @@ from mlff.train.config import LossConfig, load_config
 from mlff.train.data import build_model, load_training_data
 from mlff.train.loss import loss_terms, weights_at
 from mlff.train.run import train
-from mlff.train.trainer import STATE_FILE, Trainer, TrainingError, evaluate
+from mlff.train.evaluation import evaluate
+from mlff.train.trainer import STATE_FILE, Trainer, TrainingError
 
 
 @pytest.fixture(scope="module")
@@ -109,17 +111,27 @@ def test_config_errors_name_the_key(tmp_path, xtb_data):
         load_config(path)
 
 
-def test_short_training_on_xtb_reduces_force_error(tmp_path, xtb_data):
+def test_short_training_on_xtb_reduces_force_error(tmp_path, xtb_data, caplog):
+    caplog.set_level(logging.INFO, logger="mlff")
     cfg = config(tmp_path, xtb_data, epochs=8)
     data = load_training_data(cfg)
     torch.manual_seed(cfg.seed)
     before = evaluate(build_model(cfg, data), data.val, 8, torch.device("cpu"), torch.float32)
-    table = train(cfg, log=lambda *_: None)
+    # ethanol only: C, H and O E0s are not separately determined, and training says so
+    assert any("not separately determined" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    table = train(cfg)
     assert table["val"]["force_mae"] < 0.8 * before["force_mae"]
     model = load_checkpoint(tmp_path / "run" / "model.pt")
     assert model.metrics["test"]["force_mae"] == pytest.approx(table["test"]["force_mae"])
     for name in ("learning_curve.png", "parity_energy.png", "parity_forces.png", "metrics.json", "splits/train.idx"):
         assert (tmp_path / "run" / name).is_file()
+    results = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    history = results["history"]
+    assert len(history) == 8 and all(h["score"] == h["val_loss"] for h in history)
+    assert results["val_metric"] == "loss" and results["best_score"] == min(h["score"] for h in history)
+    info = [r.getMessage() for r in caplog.records if r.name.startswith("mlff.train") and r.levelno == logging.INFO]
+    assert info[0].startswith("training on 30 structures, validating on 5, testing on 5")
+    assert sum(m.startswith("epoch") and " val loss " in m for m in info) == 8
 
 
 EMPP_AUX = {"empp": {"masks": 2, "weight": 0.5, "sphere_points": 200}}
@@ -128,7 +140,7 @@ EMPP_AUX = {"empp": {"masks": 2, "weight": 0.5, "sphere_points": 200}}
 @pytest.mark.parametrize("extra", [{}, EMPP_AUX], ids=["plain", "empp"])
 def test_resume_is_exact(tmp_path, xtb_data, monkeypatch, extra):
     reference = config(tmp_path / "a", xtb_data, checkpoint_every=3, **extra)
-    train(reference, log=lambda *_: None)
+    train(reference)
     final = torch.load(tmp_path / "a" / "run" / STATE_FILE, weights_only=True)
 
     interrupted = config(tmp_path / "b", xtb_data, checkpoint_every=3, **extra)
@@ -141,10 +153,10 @@ def test_resume_is_exact(tmp_path, xtb_data, monkeypatch, extra):
 
     monkeypatch.setattr(Trainer, "train_step", crash_at_step_8)
     with pytest.raises(KeyboardInterrupt):
-        train(interrupted, log=lambda *_: None)
+        train(interrupted)
     monkeypatch.setattr(Trainer, "train_step", real_step)
     assert torch.load(tmp_path / "b" / "run" / STATE_FILE, weights_only=True)["step"] == 6
-    train(interrupted, resume=True, log=lambda *_: None)
+    train(interrupted, resume=True)
     resumed = torch.load(tmp_path / "b" / "run" / STATE_FILE, weights_only=True)
     assert resumed["step"] == final["step"]
     for key in final["model"]:
@@ -168,7 +180,7 @@ def test_empp_pretraining_without_labels_then_fine_tuning(tmp_path, xtb_data):
     write(unlabelled, frames)
     pre = config(tmp_path / "pre", unlabelled, epochs=3, loss={"energy_weight": 1.0},
                  empp={"pretrain": True, "masks": 2, "sphere_points": 300})
-    table = train(pre, log=lambda *_: None)
+    table = train(pre)
     assert set(table["test"]) == {"empp", "empp_radius", "empp_direction"}
     history = json.loads((tmp_path / "pre" / "run" / "metrics.json").read_text())["history"]
     assert history[-1]["val_empp"] < history[0]["val_empp"]
@@ -182,7 +194,7 @@ def test_empp_pretraining_without_labels_then_fine_tuning(tmp_path, xtb_data):
     for key, value in model.network.state_dict().items():
         assert torch.equal(value, reference[key]), key
     assert model.e0[6].item() != 0.0  # E0 is fitted on the labelled data
-    table = train(fine, log=lambda *_: None)
+    table = train(fine)
     assert table["test"]["force_mae"] > 0 and load_checkpoint(tmp_path / "fine" / "run" / "model.pt").metadata["init_from"]
 
     no_h = config(tmp_path / "bad", xtb_data, init_from=str(pretrained))
@@ -209,7 +221,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_state(tmp_path, xtb_data, monkey
 
     monkeypatch.setattr(trainer_module, "loss_terms", nan_at_step_5)
     with pytest.raises(TrainingError, match="loss became nan at step 5"):
-        train(cfg, log=lambda *_: None)
+        train(cfg)
     state = torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)
     # saved at steps 2 and 4 and at the end of epoch 1 (5 steps per epoch): the last good state is step 5
     assert state["step"] == 5 and all(torch.isfinite(v).all() for v in state["model"].values())
@@ -220,12 +232,14 @@ def test_corrupt_state_on_resume_is_a_clear_error(tmp_path, xtb_data):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / STATE_FILE).write_bytes(b"not a torch file")
     with pytest.raises(TrainingError, match="corrupt or incompatible"):
-        train(cfg, resume=True, log=lambda *_: None)
+        train(cfg, resume=True)
 
 
-def test_element_absent_from_training_is_named(tmp_path, xtb_data):
+def test_element_absent_from_training_is_named(tmp_path, xtb_data, caplog, capsys):
     cfg = config(tmp_path, xtb_data, epochs=1)
-    train(cfg, log=lambda *_: None)
+    caplog.set_level(logging.WARNING, logger="mlff.train")  # how a caller trains quietly
+    train(cfg)
+    assert not [r for r in caplog.records if r.name.startswith("mlff.train")] and capsys.readouterr().out == ""
     model = load_checkpoint(tmp_path / "run" / "model.pt")
     from ase.build import molecule
     from mlff.data.labels import set_labels
@@ -242,7 +256,7 @@ def test_two_process_gloo_ddp_matches_one_process(tmp_path, xtb_data):
 
     # float64, so that only the order of the gradient reduction differs between the two runs
     single = config(tmp_path / "single", xtb_data, epochs=1, dtype="float64")
-    train(single, log=lambda *_: None)
+    train(single)
     config(tmp_path / "ddp", xtb_data, epochs=1, dtype="float64")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(

@@ -1,0 +1,25 @@
+"""A point-wise MLP on the sphere grid: EquiformerV2's nonlinearity for the FFN and the energy head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mlff.so3.grid import SphereGrid
+
+
+class GridMLP(nn.Module):
+    """Coefficients ``[N, K, C]`` -> grid values -> Linear, SiLU, Linear, SiLU, Linear (no biases,
+    the same at every point) -> coefficients ``[N, K, C]``. Equivariant up to the grid's aliasing."""
+
+    def __init__(self, channels: int, lmax: int, grid_resolution: int):
+        super().__init__()
+        self.grid = SphereGrid(lmax, grid_resolution, grid_resolution)
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, channels, bias=False), nn.SiLU(),
+            nn.Linear(channels, channels, bias=False), nn.SiLU(),
+            nn.Linear(channels, channels, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.grid.from_grid(self.mlp(self.grid.to_grid(x)))

@@ -1,0 +1,77 @@
+"""EnergyModel: reference energies stay float64, the isolated-atom term is cached correctly."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.build import molecule
+
+from mlff.data import AtomicGraph
+from mlff.models.checkpoint import load_checkpoint
+from mlff.models.energy_model import EnergyModel
+from mlff.models.potentials import checkpoint_path
+from mlff.models.registry import build_network
+
+E0 = {1: -13.6, 6: -1029.5, 8: -2041.31234567891}
+
+
+def small_model():
+    torch.manual_seed(0)
+    network = build_network(species=[1, 6, 8], cutoff=4.0, num_layers=1, channels=8, lmax=2, mmax=1, heads=2,
+                            attn_hidden=8, alpha_channels=4, value_channels=4, ffn_hidden=8, edge_channels=8,
+                            num_basis=8, ffn_activation="gate")
+    return EnergyModel(network, e0=E0, scale=1.7)
+
+
+def test_reference_energies_stay_float64_through_dtype_changes():
+    model = small_model().float()
+    assert model.e0.dtype == torch.float64 and model.scale.dtype == torch.float64
+    assert model.e0_dict()[8] == E0[8]  # not rounded to float32 (which moves it by 6e-5 eV)
+    model = model.double().float().to(torch.float64)
+    assert model.e0_dict() == {z: E0[z] for z in (1, 6, 8)}
+    graph = AtomicGraph.from_atoms(Atoms("O"), model.cutoff, dtype=torch.float32)
+    assert float(model.float()(graph, forces=False)["energy"][0]) == E0[8]  # summed in float64
+
+
+def test_isolated_atom_cache_follows_the_weights():
+    model = small_model().double().eval()
+    graph = AtomicGraph.from_atoms(molecule("H2O"), model.cutoff, dtype=torch.float64)
+    first = model(graph)["energy"]
+    calls = []
+    handle = model.network.register_forward_hook(lambda *args: calls.append(1))
+    assert torch.equal(model(graph)["energy"], first) and len(calls) == 1  # isolated atoms: cached
+    with torch.no_grad():
+        model.network.head.out.weight.add_(0.1)  # an in-place update, as an optimizer makes
+    changed = model(graph)["energy"]
+    assert len(calls) == 3  # the molecule, then the isolated atoms again
+    fresh = small_model().double().eval()
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh(graph)["energy"], changed) and not torch.equal(changed, first)
+    handle.remove()
+
+
+def test_training_differentiates_the_isolated_atom_term():
+    model = small_model().double().train()
+    graph = AtomicGraph.from_atoms(Atoms("O"), model.cutoff, dtype=torch.float64)
+    out = model(graph)  # one isolated atom: its energy is E0 exactly, whatever the weights
+    loss = out["energy"].sum()
+    loss.backward()
+    grads = [p.grad for p in model.network.parameters() if p.grad is not None]
+    assert grads and max(float(g.abs().max()) for g in grads) < 1e-12  # eps - eps_iso cancels exactly
+
+
+def test_version_1_checkpoints_load_with_identical_numbers():
+    """The shipped potentials are format-version-1 files; the migration renames their weights only.
+    Reference numbers were recorded with the code that wrote them. Identical up to round-off: the
+    Wigner-D matrices are now fitted on the package's one Fibonacci lattice instead of a second
+    copy of it, which moves the last bits (measured: 5e-15 eV/Å)."""
+    ref = np.load(Path(__file__).parent / "data" / "shipped_v1_reference.npz")
+    for name in ("ethanol-xtb", "co-cu111-emt"):
+        key = name.replace("-", "_")
+        assert torch.load(checkpoint_path(name), weights_only=True)["format_version"] == 1
+        model = load_checkpoint(checkpoint_path(name), dtype=torch.float64)
+        atoms = Atoms(ref[f"{key}_numbers"], ref[f"{key}_positions"], cell=ref[f"{key}_cell"], pbc=ref[f"{key}_pbc"])
+        out = model(AtomicGraph.from_atoms(atoms, model.cutoff, dtype=torch.float64))
+        assert abs(float(out["energy"][0]) - float(ref[f"{key}_energy"][0])) < 1e-11
+        np.testing.assert_allclose(out["forces"].numpy(), ref[f"{key}_forces"], rtol=0, atol=1e-12)
