@@ -27,7 +27,7 @@ from mlff.data.graph import AtomicGraph
 from mlff.data.validation import validate_atoms
 from mlff.data.verlet import VerletList
 from mlff.errors import ConfigError, StructureError
-from mlff.kernels import active_backend, use_backend
+from mlff.kernels import active_backend, requested_backend, use_backend
 from mlff.models.checkpoint import load_checkpoint
 from mlff.models.energy_model import EnergyModel
 from mlff.models.potentials import checkpoint_path
@@ -54,16 +54,16 @@ class MLFFCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
     def __init__(self, model, device: str = "auto", dtype: str | torch.dtype | None = None,
-                 skin: float = 0.5, kernels: str = "auto", **kwargs):
+                 skin: float = 0.5, kernels: str | None = None, **kwargs):
         super().__init__(**kwargs)
         if not skin >= 0:
             raise ConfigError(f"skin must be >= 0 Å, got {skin}")
         self.model = load(model, device=device, dtype=dtype)
         self.device = next(iter(self.model.buffers())).device
         self.dtype = next(self.model.parameters()).dtype
-        with use_backend(kernels):
+        self.kernels = kernels or requested_backend()  # None: $MLFF_KERNELS, else auto
+        with use_backend(self.kernels):
             active_backend(self.device)  # an unknown or unavailable backend fails here, not mid-run
-        self.kernels = kernels
         self.neighbors = VerletList(self.model.cutoff, skin=skin)
 
     def _graph(self, atoms: Atoms) -> AtomicGraph:

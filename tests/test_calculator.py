@@ -253,6 +253,6 @@ def test_energy_only_under_no_grad_builds_no_graph(checkpoint):
     model.network.register_forward_hook(lambda module, args, out: seen.append(out.requires_grad))
     with torch.no_grad():
         model(graph, forces=False)
-        assert seen == [False]  # no autograd graph recorded inside the network
+        assert seen and not any(seen)  # no autograd graph recorded inside the network
         forces = model(graph, forces=True)["forces"]  # forces switch gradients on where needed
     assert forces.abs().max() > 0 and seen[-1] is True

@@ -2,7 +2,6 @@
 
 import math
 
-import pytest
 import torch
 
 from mlff.bench.kfold import one_layer, separation, star, train_accuracy
@@ -66,6 +65,9 @@ def test_cli_table(capfd):
     assert "EquiformerV2 L=1" in out and "EST L=1, 12 pts, EST msg" in out and "paper" in out
 
 
-def test_bad_variant_is_named():
-    with pytest.raises(SystemExit, match="1:x"):
-        main(["bench", "est-kfold", "--est", "1:x"])
+def test_bad_variant_is_one_line_naming_it(capsys):
+    assert main(["bench", "est-kfold", "--est", "1:x"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before the table starts
+    assert captured.err.strip() == ("mlff: error: --est '1:x': expected L:points or L:points:spherical, "
+                                    "e.g. 1:12:spherical")
