@@ -23,6 +23,7 @@ class VerletList:
         self.builds = 0
         self._reference = None  # (positions, cell, numbers, pbc) at the last build
         self._list: NeighborList | None = None
+        self.closest: tuple[int, int, float] | None = None
 
     def needs_rebuild(self, atoms: Atoms) -> bool:
         if self._reference is None or self.skin == 0:
@@ -47,5 +48,10 @@ class VerletList:
         pos = torch.as_tensor(atoms.positions, dtype=torch.float64, device=nl.receivers.device)
         cell = torch.as_tensor(atoms.cell.array, dtype=torch.float64, device=nl.receivers.device)
         vec = pos[nl.senders] - pos[nl.receivers] + nl.shifts.to(torch.float64) @ cell
-        keep = (vec * vec).sum(1) < self.cutoff**2
+        squared = (vec * vec).sum(1)
+        keep = squared < self.cutoff**2
+        self.closest = None  # (receiver, sender, distance) of the shortest edge: every pair that close is here
+        if bool(keep.any()):
+            k = int(torch.argmin(torch.where(keep, squared, torch.inf)))
+            self.closest = (int(nl.receivers[k]), int(nl.senders[k]), float(squared[k].sqrt()))
         return sort_edges(NeighborList(nl.receivers[keep], nl.senders[keep], nl.shifts[keep]))
