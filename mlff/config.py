@@ -67,7 +67,11 @@ def _convert(hint, value, where: str):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         (item,) = typing.get_args(hint)[:1] or (typing.Any,)
         return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or hint is typing.Any:
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return value
+    if hint is typing.Any:
         return value
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)

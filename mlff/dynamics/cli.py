@@ -27,7 +27,7 @@ def _load(args, kind: str):
         section.steps = args.steps
     if args.no_progress:
         deck.output.progress = False
-    return deck
+    return deck.check()
 
 
 def _md(args) -> int:
@@ -53,12 +53,10 @@ def _info_arguments(parser: argparse.ArgumentParser) -> None:
 def _info(args) -> int:
     from ase.data import chemical_symbols
 
-    from mlff.calculator import potentials_dir
     from mlff.models.checkpoint import read_checkpoint
+    from mlff.models.potentials import checkpoint_path
 
-    path = args.model
-    shipped = potentials_dir() / str(path) / "model.pt"
-    payload = read_checkpoint(shipped if shipped.is_file() else path)
+    payload = read_checkpoint(checkpoint_path(args.model))
     params = sum(v.numel() for k, v in payload["state_dict"].items())
     print(f"model        {payload['model']['name']} (format v{payload['format_version']})")
     print(f"species      {', '.join(chemical_symbols[z] for z in payload['species'])}")

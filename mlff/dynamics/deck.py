@@ -7,18 +7,21 @@ Example (``md/ethanol_nve.yaml``)::
     md: {ensemble: nve, timestep: 0.5, steps: 2000, temperature: 300, seed: 0}
     output: {trajectory: ethanol_nve.xyz, interval: 10, log: ethanol_nve.log, plot: ethanol_nve.png}
 
-Units: fs, K, eV/Å; ``pressure`` in GPa. Unknown keys are errors that name the key.
+Units: fs, K, eV/Å; ``pressure`` in GPa. Unknown keys, wrong types and out-of-range values are
+errors that name the key.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from mlff.config import load_yaml
 from mlff.errors import ConfigError
+from mlff.models.registry import MODELS, model_config
 
-ENSEMBLES = ("nve", "langevin", "nose_hoover", "npt")
-OPTIMIZERS = ("BFGS", "FIRE", "LBFGS")
+Ensemble = Literal["nve", "langevin", "nose_hoover", "npt"]
+Optimizer = Literal["BFGS", "FIRE", "LBFGS"]
 
 
 @dataclass
@@ -36,20 +39,31 @@ class StructureSpec:
 @dataclass
 class PotentialSpec:
     model: str | None = None  # checkpoint path or shipped potential name
-    preset: str | None = None  # or: an untrained network of this preset (for testing the pipeline)
-    species: list[int] = field(default_factory=list)
+    preset: str | None = None  # or: an untrained network of this preset (for testing the pipeline)...
+    name: str = "equiformer_v2"  # ...of this registered model
+    options: dict = field(default_factory=dict)  # ...with these overrides of the preset's config
+    species: list[int] = field(default_factory=list)  # ...for these elements (default: the structure's)
     seed: int = 0
     device: str = "auto"
-    dtype: str | None = None  # float32 | float64
+    dtype: Literal["float32", "float64"] | None = None
     skin: float = 0.5
+
+    def __post_init__(self):
+        if self.name not in MODELS:
+            raise ConfigError(f"name {self.name!r} is not a registered model; one of {', '.join(map(repr, MODELS))}")
+        if "species" in self.options:
+            raise ConfigError("options.species: give the elements as potential.species")
+        if self.options and self.model is not None:
+            raise ConfigError("options: only for an untrained network ('preset'); a checkpoint has its own config")
 
 
 @dataclass
 class MDSpec:
-    ensemble: str = "nve"
+    ensemble: Ensemble = "nve"
     timestep: float = 0.5
     steps: int = 1000
-    temperature: float = 300.0  # initial velocities and thermostat target
+    temperature: float = 300.0  # thermostat target, and initial velocities unless initial_temperature is given
+    initial_temperature: float | None = None  # Maxwell-Boltzmann velocities at this temperature
     friction: float = 0.01  # 1/fs, Langevin
     tdamp: float = 50.0  # fs, Nose-Hoover chain and NPT
     pressure: float = 0.0  # GPa, NPT
@@ -59,7 +73,7 @@ class MDSpec:
 
 @dataclass
 class RelaxSpec:
-    optimizer: str = "BFGS"
+    optimizer: Optimizer = "BFGS"
     fmax: float = 0.05
     steps: int = 500
     cell: bool = False  # relax the cell too (FrechetCellFilter)
@@ -94,21 +108,53 @@ class Deck:
     def check(self) -> "Deck":
         if (self.md is None) == (self.relax is None):
             raise ConfigError("a deck needs exactly one of 'md' or 'relax'")
-        if self.md and self.md.ensemble not in ENSEMBLES:
-            raise ConfigError(f"md.ensemble {self.md.ensemble!r} is not one of {', '.join(ENSEMBLES)}")
-        if self.relax and self.relax.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"relax.optimizer {self.relax.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-        if self.md and (self.md.steps < 1 or self.md.timestep <= 0):
-            raise ConfigError("md.steps must be >= 1 and md.timestep > 0")
-        if self.output.interval < 1 or self.output.log_interval < 1:
-            raise ConfigError("output.interval and output.log_interval must be >= 1")
+        md, relax, out, guard = self.md, self.relax, self.output, self.guard
+        if md:
+            _positive("md.timestep", md.timestep)
+            _at_least("md.steps", md.steps, 1)
+            _at_least("md.temperature", md.temperature, 0)
+            if md.initial_temperature is not None:
+                _at_least("md.initial_temperature", md.initial_temperature, 0)
+            _positive("md.friction", md.friction)
+            _positive("md.tdamp", md.tdamp)
+            _positive("md.pdamp", md.pdamp)
+            if md.ensemble in ("nose_hoover", "npt"):
+                # the chain (and barostat) masses are proportional to the temperature
+                _positive(f"md.temperature (ensemble {md.ensemble})", md.temperature)
+        if relax:
+            _positive("relax.fmax", relax.fmax)
+            _at_least("relax.steps", relax.steps, 1)
+        _at_least("output.interval", out.interval, 1)
+        _at_least("output.log_interval", out.log_interval, 1)
+        _at_least("potential.skin", self.potential.skin, 0)
+        _positive("guard.max_force", guard.max_force)
+        _at_least("guard.min_distance", guard.min_distance, 0)
+        _positive("guard.max_temperature", guard.max_temperature)
         if (self.potential.model is None) == (self.potential.preset is None):
             raise ConfigError("potential needs exactly one of 'model' (checkpoint or name) or 'preset'")
+        if self.potential.preset is not None:  # the untrained network's options, checked before any run
+            p = self.potential
+            species = {"species": p.species} if p.species else {}
+            model_config(p.name, p.preset, where="potential.options", **p.options, **species)
         specs = [self.structure.system, self.structure.file, self.structure.builder]
         if sum(s is not None for s in specs) != 1:
             raise ConfigError("structure needs exactly one of 'system', 'file' or 'builder'")
         return self
 
 
+def _positive(key: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{key} must be > 0, got {value}")
+
+
+def _at_least(key: str, value: float, low: float) -> None:
+    if not value >= low:
+        raise ConfigError(f"{key} must be >= {low}, got {value}")
+
+
 def load_deck(path) -> Deck:
-    return load_yaml(Deck, path).check()
+    deck = load_yaml(Deck, path)
+    try:
+        return deck.check()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

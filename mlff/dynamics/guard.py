@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from mlff.data.neighbors import neighbor_list
+from mlff.data.validation import closest_pair
 from mlff.dynamics.deck import GuardSpec
 from mlff.errors import MLFFError
 
@@ -24,7 +24,8 @@ def check(atoms: Atoms, spec: GuardSpec, temperature: float | None = None) -> No
         raise BlowUp(f"force of {fmax:.3g} eV/Å exceeds the limit {spec.max_force} eV/Å")
     if temperature is not None and temperature > spec.max_temperature:
         raise BlowUp(f"temperature {temperature:.0f} K exceeds the limit {spec.max_temperature} K")
-    nl = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, spec.min_distance, backend="matscipy")
-    if len(nl.receivers):
-        i, j = int(nl.receivers[0]), int(nl.senders[0])
-        raise BlowUp(f"atoms {i} and {j} came closer than {spec.min_distance} Å")
+    pair = closest_pair(atoms, spec.min_distance) if spec.min_distance > 0 else None
+    if pair is not None:
+        i, j, distance = pair
+        what = f"atom {i} and its own periodic image" if i == j else f"atoms {i} and {j}"
+        raise BlowUp(f"{what} came {distance:.3g} Å apart, closer than the limit {spec.min_distance} Å")

@@ -1,4 +1,5 @@
-"""PNG traces of a run: energies and temperature versus time (MD) or energy and fmax (relaxation)."""
+"""PNG traces of a run: energies, temperature (and for NPT pressure and volume) versus time (MD), or
+energy and fmax (relaxation)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ def plot_run(series: dict, path: str, title: str = "") -> None:
     if "time_ps" in series:
         x, xlabel = series["time_ps"], "time (ps)"
         panels = [(("total", "potential", "kinetic"), "energy (eV)"), (("temperature",), "temperature (K)")]
+        if "pressure" in series:
+            panels += [(("pressure",), "pressure (GPa)"), (("volume",), "volume (Å$^3$)")]
     else:
         x, xlabel = series["step"], "optimizer step"
         panels = [(("potential",), "energy (eV)"), (("fmax",), "max force (eV/Å)")]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 6), sharex=True)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 3 * len(panels)), sharex=True)
     for ax, (keys, label) in zip(axes, panels):
         for key in keys:
             ax.plot(x, series[key], label=key)

@@ -1,17 +1,22 @@
 """Run a deck: MD with ASE's integrators or a relaxation with ASE's optimizers.
 
-Writes the trajectory (atomically), an ASE-style log, a PNG of energies and temperature versus
-time, and returns a summary (including the NVE drift in meV/atom/ps). The guard stops a run that
-blows up; the trajectory then ends with the last good frame.
+The structure is validated (finite positions, sane cell, no overlapping atoms, elements the
+potential knows) before anything else touches it. Writes the trajectory (atomically), an ASE-style
+log, a PNG of energies and temperature (and, for NPT, pressure and volume) versus time, and returns
+a summary (including the NVE drift in meV/atom/ps). The guard stops a run that blows up; the
+trajectory then ends with the last good frame.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import time
+import typing
 from dataclasses import dataclass, field
 
+import ase.optimize
 import numpy as np
 import torch
 from ase import Atoms, units
@@ -21,18 +26,22 @@ from ase.md.langevin import Langevin
 from ase.md.nose_hoover_chain import IsotropicMTKNPT, NoseHooverChainNVT
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
-from ase.optimize import BFGS, FIRE, LBFGS
 from tqdm import tqdm
 
 from mlff.calculator import MLFFCalculator
 from mlff.data.labels import set_labels
-from mlff.dynamics.deck import Deck, MDSpec, PotentialSpec
+from mlff.data.validation import check_species, validate_atoms
+from mlff.dynamics.deck import Deck, MDSpec, Optimizer, PotentialSpec, StructureSpec
 from mlff.dynamics.guard import BlowUp, check
 from mlff.dynamics.plot import plot_run
 from mlff.dynamics.structure import build_structure
 from mlff.dynamics.trajectory import TrajectoryWriter
+from mlff.errors import ConfigError
 from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import build_network
+
+logger = logging.getLogger(__name__)
+OPTIMIZERS = {name: getattr(ase.optimize, name) for name in typing.get_args(Optimizer)}
 
 
 @dataclass
@@ -47,7 +56,8 @@ class RunSummary:
     series: dict = field(default_factory=dict)
 
     def format(self) -> str:
-        lines = [f"{self.kind}: {self.steps} steps in {self.seconds:.1f} s ({self.steps / max(self.seconds, 1e-9):.1f} steps/s), "
+        rate = self.steps / max(self.seconds, 1e-9)
+        lines = [f"{self.kind}: {self.steps} steps in {self.seconds:.1f} s ({rate:.1f} steps/s), "
                  f"{self.frames} frames written"]
         if self.drift_mev_atom_ps is not None:
             lines.append(f"NVE energy drift: {self.drift_mev_atom_ps:+.3g} meV/atom/ps")
@@ -71,7 +81,7 @@ def _recording(out, description: str, total: int):
         yield writer, bar
     except BaseException:
         bar.close()
-        print(f"run crashed; {out.trajectory} is unchanged, frames so far are in {writer.abandon()}", file=sys.stderr)
+        logger.error("run crashed; %s is unchanged, frames so far are in %s", out.trajectory, writer.abandon())
         raise
     bar.close()
     writer.close()
@@ -85,19 +95,41 @@ def _snapshot(atoms: Atoms) -> Atoms:
 
 
 def make_calculator(spec: PotentialSpec, atoms: Atoms) -> MLFFCalculator:
+    """The deck's potential: a checkpoint (path or shipped name), or an untrained registered network."""
     if spec.model is not None:
         return MLFFCalculator(spec.model, device=spec.device, dtype=spec.dtype, skin=spec.skin)
     torch.manual_seed(spec.seed)
     species = spec.species or sorted(set(atoms.numbers.tolist()))
-    network = build_network("equiformer_v2", preset=spec.preset, species=species)
-    print(f"note: potential is an UNTRAINED {spec.preset} network (seed {spec.seed}); results are not physical",
-          file=sys.stderr)
+    network = build_network(spec.name, preset=spec.preset, species=species, **spec.options)
+    logger.warning("potential is an UNTRAINED %s %s network (seed %d); results are not physical",
+                   spec.name, spec.preset, spec.seed)
     return MLFFCalculator(EnergyModel(network), device=spec.device, dtype=spec.dtype, skin=spec.skin)
 
 
-def _integrator(atoms: Atoms, md: MDSpec, logfile: str, log_interval: int):
+def _where(spec: StructureSpec) -> str:
+    if spec.system is not None:
+        return f"structure.system {spec.system}"
+    if spec.file is not None:
+        return f"structure.file {spec.file} (frame {spec.index})"
+    return f"structure.builder {spec.builder}"
+
+
+def _structure(deck: Deck) -> Atoms:
+    """The deck's structure, validated before anything else touches it."""
+    atoms = build_structure(deck.structure)
+    validate_atoms(atoms, where=_where(deck.structure))
+    return atoms
+
+
+def _attach_calculator(deck: Deck, atoms: Atoms) -> None:
+    """The deck's potential, which must know every element of the structure."""
+    atoms.calc = make_calculator(deck.potential, atoms)
+    potential = deck.potential.model or f"untrained {deck.potential.name}"
+    check_species(atoms.numbers, atoms.calc.model.species, prefix=f"{_where(deck.structure)}, potential {potential}: ")
+
+
+def _integrator(atoms: Atoms, md: MDSpec, rng: np.random.Generator, logfile: str, log_interval: int):
     dt = md.timestep * units.fs
-    rng = np.random.default_rng(md.seed)
     if md.ensemble == "nve":
         dyn = VelocityVerlet(atoms, timestep=dt)
     elif md.ensemble == "langevin":
@@ -113,16 +145,37 @@ def _integrator(atoms: Atoms, md: MDSpec, logfile: str, log_interval: int):
     return dyn
 
 
+MD_SERIES = ("time_ps", "potential", "kinetic", "total", "temperature")  # ps, eV, eV, eV, K
+NPT_SERIES = ("pressure", "volume")  # GPa (instantaneous, with the ideal-gas term), Å^3
+
+
+def _sample(atoms: Atoms, time_ps: float, temperature: float, npt: bool) -> dict:
+    epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
+    sample = {"time_ps": time_ps, "potential": epot, "kinetic": ekin, "total": epot + ekin, "temperature": temperature}
+    if npt:
+        stress = atoms.get_stress(voigt=False, include_ideal_gas=True)
+        sample.update(pressure=-np.trace(stress) / 3 / units.GPa, volume=atoms.get_volume())
+    return sample
+
+
 def run_md(deck: Deck) -> RunSummary:
     md, out = deck.md, deck.output
-    atoms = build_structure(deck.structure)
-    atoms.calc = make_calculator(deck.potential, atoms)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=md.temperature, rng=np.random.default_rng(md.seed))
+    atoms = _structure(deck)
+    npt = md.ensemble == "npt"
+    if npt and not all(atoms.pbc):
+        raise ConfigError(f"md.ensemble npt needs a cell periodic in x, y and z, not pbc={atoms.pbc.tolist()}")
+    if npt and atoms.constraints:
+        raise ConfigError("md.ensemble npt: ASE's IsotropicMTKNPT does not support constraints (fixed atoms)")
+    _attach_calculator(deck, atoms)
+    initial = md.temperature if md.initial_temperature is None else md.initial_temperature
+    # one stream for velocities and Langevin noise: two generators of one seed would draw the same numbers
+    rng = np.random.default_rng(md.seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=initial, rng=rng)
     Stationary(atoms)
     if not any(atoms.pbc):
         ZeroRotation(atoms)
-    dyn = _integrator(atoms, md, out.log, out.log_interval)
-    series = {"time_ps": [], "potential": [], "kinetic": [], "total": [], "temperature": []}
+    dyn = _integrator(atoms, md, rng, out.log, out.log_interval)
+    series = {key: [] for key in MD_SERIES + (NPT_SERIES if npt else ())}
     n = len(atoms)
     stopped, last_good, step = None, None, 0
     start = time.perf_counter()
@@ -136,10 +189,10 @@ def run_md(deck: Deck) -> RunSummary:
                 check(atoms, deck.guard, temperature)
                 last_good = _snapshot(atoms)
                 if step % out.log_interval == 0 or step == md.steps:
-                    epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
-                    for key, value in zip(series, (step * md.timestep / 1000, epot, ekin, epot + ekin, temperature)):
+                    sample = _sample(atoms, step * md.timestep / 1000, temperature, npt)
+                    for key, value in sample.items():
                         series[key].append(value)
-                    bar.set_postfix(T=f"{temperature:.0f}K", E=f"{epot + ekin:.4f}eV")
+                    bar.set_postfix(T=f"{temperature:.0f}K", E=f"{sample['total']:.4f}eV")
                 if step % out.interval == 0:
                     writer.write(atoms)
         except BlowUp as exc:
@@ -158,10 +211,12 @@ def run_md(deck: Deck) -> RunSummary:
 
 def run_relax(deck: Deck) -> RunSummary:
     relax, out = deck.relax, deck.output
-    atoms = build_structure(deck.structure)
-    atoms.calc = make_calculator(deck.potential, atoms)
+    atoms = _structure(deck)
+    if relax.cell and not all(atoms.pbc):
+        raise ConfigError(f"relax.cell needs a cell periodic in x, y and z, not pbc={atoms.pbc.tolist()}")
+    _attach_calculator(deck, atoms)
     target = FrechetCellFilter(atoms) if relax.cell else atoms
-    optimizer = {"BFGS": BFGS, "FIRE": FIRE, "LBFGS": LBFGS}[relax.optimizer](target, logfile=out.log)
+    optimizer = OPTIMIZERS[relax.optimizer](target, logfile=out.log)
     series = {"step": [], "potential": [], "fmax": []}
     stopped, last_good, converged = None, None, False
     start = time.perf_counter()

@@ -1,31 +1,24 @@
-"""The MD/relaxation driver with real ASE integrators and optimizers, files on disk."""
+"""The MD/relaxation driver with real ASE integrators and optimizers, files on disk.
 
+Thermostat and barostat statistics are in test_ensembles.py, bad input in test_inputs.py.
+"""
+
+import logging
 from pathlib import Path
 
 import ase.io
 import numpy as np
 import pytest
-import yaml
+from ase.build import molecule
 
 from mlff.cli import main
 from mlff.dynamics import load_deck, run_md, run_relax
+from mlff.dynamics.deck import PotentialSpec
+from mlff.dynamics.runner import make_calculator
 from mlff.errors import ConfigError
+from tests.dynamics.decks import TINY, fcc_box, write_deck
 
 DECKS = Path(__file__).resolve().parents[2] / "md"
-
-
-def write_deck(tmp_path, **sections):
-    base = {
-        "structure": {"system": "md17:ethanol"},
-        "potential": {"preset": "small", "species": [1, 6, 8], "dtype": "float64"},
-        "output": {"trajectory": str(tmp_path / "traj.xyz"), "interval": 5, "log": str(tmp_path / "run.log"),
-                   "log_interval": 5, "plot": str(tmp_path / "run.png"), "progress": False},
-    }
-    for key, value in sections.items():
-        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
-    path = tmp_path / "deck.yaml"
-    path.write_text(yaml.safe_dump(base))
-    return path
 
 
 def test_nve_run_writes_trajectory_log_plot_and_small_drift(tmp_path):
@@ -41,24 +34,19 @@ def test_nve_run_writes_trajectory_log_plot_and_small_drift(tmp_path):
     assert np.ptp(total) / 9 < 1e-5  # float64, 0.25 fs: energy conserved to 1e-5 eV/atom
 
 
-@pytest.mark.parametrize("ensemble", ["langevin", "nose_hoover"])
-def test_thermostats_run(tmp_path, ensemble):
-    deck = load_deck(write_deck(tmp_path, md={"ensemble": ensemble, "steps": 10, "temperature": 500}))
-    summary = run_md(deck)
-    assert summary.steps == 10 and summary.drift_mev_atom_ps is None
-
-
-def test_npt_changes_the_cell(tmp_path):
-    deck = load_deck(write_deck(
-        tmp_path,
-        structure={"system": None, "builder": "bulk", "args": ["Cu", "fcc"], "kwargs": {"a": 3.61, "cubic": True}},
-        potential={"species": [29]},
-        md={"ensemble": "npt", "steps": 5, "temperature": 300, "pressure": 1.0, "timestep": 2.0, "pdamp": 50},
-    ))
-    deck.structure.system = None
-    run_md(deck)
+def test_npt_records_pressure_and_volume(tmp_path):
+    structure = {"system": None, "file": fcc_box(tmp_path, "Au", 6.0)}
+    potential = {"options": TINY, "species": [79]}
+    md = {"ensemble": "npt", "steps": 10, "timestep": 5.0, "temperature": 2000, "pressure": 0.1, "pdamp": 50}
+    summary = run_md(load_deck(write_deck(tmp_path, structure=structure, potential=potential, md=md)))
+    assert summary.stopped is None and (tmp_path / "run.png").read_bytes()[:4] == b"\x89PNG"
     frames = ase.io.read(tmp_path / "traj.xyz", ":")
-    assert not np.allclose(frames[0].cell.volume, frames[-1].cell.volume)
+    np.testing.assert_allclose(summary.series["volume"], [frame.get_volume() for frame in frames])  # steps 0, 5, 10
+    assert np.all(np.diff(summary.series["volume"]) > 0)  # 0.46 GPa inside, 0.1 GPa outside
+    log = (tmp_path / "run.log").read_text().splitlines()
+    assert "stress [GPa]" in log[0] and len(log) == 4
+    stress = np.array(log[-1].split()[-6:], dtype=float)  # ASE's MDLogger: ideal-gas term included
+    assert summary.series["pressure"][-1] == pytest.approx(-stress[:3].mean(), abs=1e-3)  # printed to 1e-3
 
 
 def test_guard_stops_and_keeps_the_last_good_frame(tmp_path):
@@ -77,7 +65,7 @@ def test_guard_stops_and_keeps_the_last_good_frame(tmp_path):
     assert np.linalg.norm(frames[-1].get_forces(), axis=1).max() <= limit
 
 
-def test_crash_leaves_the_existing_trajectory_untouched(tmp_path, monkeypatch):
+def test_crash_leaves_the_existing_trajectory_untouched(tmp_path, monkeypatch, caplog):
     old = tmp_path / "traj.xyz"
     old.write_text("previous good trajectory\n")
     deck = load_deck(write_deck(tmp_path, md={"steps": 20}))
@@ -98,6 +86,8 @@ def test_crash_leaves_the_existing_trajectory_untouched(tmp_path, monkeypatch):
     assert old.read_text() == "previous good trajectory\n"
     partial = tmp_path / ".traj.xyz.partial.xyz"
     assert len(ase.io.read(partial, ":")) == 2  # frames 0 and 5 were written before the crash
+    crash = [r for r in caplog.records if r.name == "mlff.dynamics.runner" and r.levelno == logging.ERROR]
+    assert len(crash) == 1 and str(partial) in crash[0].getMessage()
 
 
 def test_relaxation_with_fixed_bottom_layers(tmp_path):
@@ -122,7 +112,13 @@ def test_deck_errors_name_the_problem(tmp_path):
     with pytest.raises(ConfigError, match="md.steps: expected int"):
         load_deck(bad)
     bad = write_deck(tmp_path, md={"ensemble": "nvx"})
-    with pytest.raises(ConfigError, match="nvx"):
+    with pytest.raises(ConfigError, match="md.ensemble: 'nvx' is not one of 'nve', 'langevin', 'nose_hoover', 'npt'"):
+        load_deck(bad)
+    bad = write_deck(tmp_path, relax={"optimizer": "bfgs"})
+    with pytest.raises(ConfigError, match="relax.optimizer: 'bfgs' is not one of 'BFGS', 'FIRE', 'LBFGS'"):
+        load_deck(bad)
+    bad = write_deck(tmp_path, md={}, potential={"name": "mace"})
+    with pytest.raises(ConfigError, match="name 'mace' is not a registered model; one of 'equiformer_v2', 'est'"):
         load_deck(bad)
     assert main(["md", str(tmp_path / "missing.yaml")]) == 2
 
@@ -140,6 +136,18 @@ def test_cli_md_and_info(tmp_path, checkpoint_file, capsys):
     assert main(["info", str(checkpoint_file)]) == 0
     out = capsys.readouterr().out
     assert "species      H, C, O" in out and "cutoff       5.0 Å" in out and '"note": "card"' in out
+    assert main(["info", "co-cu111-emt"]) == 0  # a shipped potential, by name
+    assert "species      C, O, Cu" in capsys.readouterr().out
+
+
+def test_untrained_potential_is_any_registered_model_with_options_and_says_so(caplog):
+    spec = PotentialSpec(preset="small", name="est", options=TINY, seed=3)
+    calc = make_calculator(spec, molecule("H2O"))
+    assert calc.model.network.name == "est" and calc.model.species == [1, 8]
+    assert calc.model.network.config.channels == TINY["channels"]
+    (record,) = [r for r in caplog.records if r.name == "mlff.dynamics.runner"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == "potential is an UNTRAINED est small network (seed 3); results are not physical"
 
 
 @pytest.fixture
