@@ -6,7 +6,7 @@
 
 Checked: forces and stress equal finite differences of the energy; a force loss reaches every
 parameter (second derivatives); rotation, translation, permutation and lattice-shift invariance in
-float64 and float32; smoothness when atoms cross the cutoff; supercell extensivity; bitwise
+float64 and float32; smoothness when atoms cross the cutoff; forces linear near a symmetric configuration; supercell extensivity; bitwise
 determinism; isolated atoms; batching; unknown elements; float32 against float64.
 """
 

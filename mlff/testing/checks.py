@@ -13,6 +13,7 @@ import copy
 import numpy as np
 import torch
 from ase import Atoms
+from ase.build import bulk
 
 from mlff.data import AtomicGraph
 from mlff.errors import StructureError
@@ -236,6 +237,26 @@ def check_smoothness(model, atoms: Atoms, steps: int = 400, limit: float = 1e-5,
     _require(residual <= limit, f"max |dE + F.dx| = {residual * 1e3:.3g} meV at {steps} steps "
                                 f"(bound {limit * 1e3:g} meV)")
     return residual
+
+
+def check_linear_near_symmetric_point(model, rtol: float = 0.25) -> float:
+    """Forces grow linearly, with one force constant, when an atom leaves a high-symmetry position
+    (the energy is twice differentiable there, on the length scale of chemistry): in a perfect fcc
+    crystal, displacing one atom by d = 1e-6 Å and by d = 1e-3 Å gives force constants |F|/d that
+    agree to ``rtol``. A normalisation that divides features vanishing by symmetry by the square
+    root of a tiny epsilon fails this: it gives micro-displacements forces of eV/Å."""
+    crystal = bulk("Cu", "fcc", a=3.6, cubic=True)
+    constants = []
+    for d in (1e-6, 1e-3):
+        atoms = crystal.copy()
+        atoms.positions[0] += d * np.array([0.6, 0.48, 0.64])  # a unit vector in a low-symmetry direction
+        constants.append(np.abs(evaluate(model, atoms)["forces"]).max() / d)
+    _require(min(constants) > 0, "no restoring force at all: trivially zero")
+    change = abs(constants[1] - constants[0]) / max(constants)
+    _require(change <= rtol, f"force constant |F|/d is {constants[0]:.3g} eV/Å² at 1e-6 Å but {constants[1]:.3g} "
+                             f"at 1e-3 Å (relative change {change:.2g}, bound {rtol:g}): the energy is not smooth "
+                             "near a symmetric configuration")
+    return change
 
 
 # ---------------------------------------------------------------------- conventions

@@ -85,6 +85,9 @@ class ModelSuite:
     def test_energy_is_smooth_when_atoms_cross_the_cutoff(self, model, system):
         checks.check_smoothness(model, SYSTEMS[system](), self.tolerances.pull_steps)
 
+    def test_forces_are_linear_near_a_symmetric_point(self, model):
+        checks.check_linear_near_symmetric_point(model)
+
     # ------------------------------------------------------------------ conventions
     def test_bitwise_deterministic(self, model):
         checks.check_deterministic(model)
