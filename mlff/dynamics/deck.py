@@ -94,6 +94,7 @@ class GuardSpec:
     max_force: float = 50.0  # eV/Å
     min_distance: float = 0.4  # Å
     max_temperature: float = 5000.0  # K
+    max_volume_ratio: float = 10.0  # a cell (NPT, cell relaxation) may grow or shrink by this factor at most
 
 
 @dataclass
@@ -130,6 +131,7 @@ class Deck:
         _positive("guard.max_force", guard.max_force)
         _at_least("guard.min_distance", guard.min_distance, 0)
         _positive("guard.max_temperature", guard.max_temperature)
+        _at_least("guard.max_volume_ratio", guard.max_volume_ratio, 1)
         if (self.potential.model is None) == (self.potential.preset is None):
             raise ConfigError("potential needs exactly one of 'model' (checkpoint or name) or 'preset'")
         if self.potential.preset is not None:  # the untrained network's options, checked before any run

@@ -14,7 +14,12 @@ class BlowUp(MLFFError):
     """The simulation left physically sensible territory; the message says how."""
 
 
-def check(atoms: Atoms, spec: GuardSpec, temperature: float | None = None) -> None:
+def check(atoms: Atoms, spec: GuardSpec, temperature: float | None = None,
+          initial_volume: float | None = None) -> None:
+    """Raise :class:`BlowUp` if the energy or a force is not finite or too large, the temperature is
+    too high, two atoms came too close, or (given ``initial_volume``, for a fully periodic cell) the
+    volume grew or shrank by more than ``spec.max_volume_ratio``: a runaway box would otherwise
+    make the neighbour list grow without bound."""
     energy = atoms.get_potential_energy()
     if not np.isfinite(energy):
         raise BlowUp(f"potential energy is {energy}")
@@ -24,6 +29,10 @@ def check(atoms: Atoms, spec: GuardSpec, temperature: float | None = None) -> No
         raise BlowUp(f"force of {fmax:.3g} eV/Å exceeds the limit {spec.max_force} eV/Å")
     if temperature is not None and temperature > spec.max_temperature:
         raise BlowUp(f"temperature {temperature:.0f} K exceeds the limit {spec.max_temperature} K")
+    if initial_volume is not None and all(atoms.pbc):
+        ratio = atoms.get_volume() / initial_volume
+        if not 1 / spec.max_volume_ratio <= ratio <= spec.max_volume_ratio:
+            raise BlowUp(f"cell volume changed by a factor {ratio:.3g} (limit {spec.max_volume_ratio:g} either way)")
     pair = closest_pair(atoms, spec.min_distance) if spec.min_distance > 0 else None
     if pair is not None:
         i, j, distance = pair

@@ -167,6 +167,7 @@ def run_md(deck: Deck) -> RunSummary:
     if npt and atoms.constraints:
         raise ConfigError("md.ensemble npt: ASE's IsotropicMTKNPT does not support constraints (fixed atoms)")
     _attach_calculator(deck, atoms)
+    initial_volume = atoms.get_volume() if npt else None
     initial = md.temperature if md.initial_temperature is None else md.initial_temperature
     # one stream for velocities and Langevin noise: two generators of one seed would draw the same numbers
     rng = np.random.default_rng(md.seed)
@@ -186,7 +187,7 @@ def run_md(deck: Deck) -> RunSummary:
                     dyn.run(1)
                     bar.update(1)
                 temperature = atoms.get_temperature()
-                check(atoms, deck.guard, temperature)
+                check(atoms, deck.guard, temperature, initial_volume)
                 last_good = _snapshot(atoms)
                 if step % out.log_interval == 0 or step == md.steps:
                     sample = _sample(atoms, step * md.timestep / 1000, temperature, npt)
@@ -215,6 +216,7 @@ def run_relax(deck: Deck) -> RunSummary:
     if relax.cell and not all(atoms.pbc):
         raise ConfigError(f"relax.cell needs a cell periodic in x, y and z, not pbc={atoms.pbc.tolist()}")
     _attach_calculator(deck, atoms)
+    initial_volume = atoms.get_volume() if relax.cell else None
     target = FrechetCellFilter(atoms) if relax.cell else atoms
     optimizer = OPTIMIZERS[relax.optimizer](target, logfile=out.log)
     series = {"step": [], "potential": [], "fmax": []}
@@ -223,7 +225,7 @@ def run_relax(deck: Deck) -> RunSummary:
     with _recording(out, f"relax {relax.optimizer}", relax.steps) as (writer, bar):
         try:
             for _ in optimizer.irun(fmax=relax.fmax, steps=relax.steps):
-                check(atoms, deck.guard)
+                check(atoms, deck.guard, initial_volume=initial_volume)
                 last_good = _snapshot(atoms)
                 fmax = float(np.sqrt((target.get_forces() ** 2).sum(1)).max())
                 series["step"].append(optimizer.nsteps)

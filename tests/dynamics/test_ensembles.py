@@ -168,3 +168,15 @@ def test_npt_reaches_its_pressure(tmp_path):
     sigma = temperature_k * np.sqrt(2 / (3 * N - 3))
     assert abs(temperature[half].mean() - temperature_k) < K * sigma / np.sqrt(effective_samples(temperature[half])), \
         measured
+
+
+def test_guard_stops_a_runaway_box(tmp_path):
+    """The same expanding box as above with a volume limit of 2x: the guard stops the run with a
+    reason instead of letting the cell (and the neighbour search) grow without bound."""
+    deck = write_deck(tmp_path, structure={"system": None, "file": fcc_box(tmp_path, "Au", 6.0)}, potential=POTENTIAL,
+                      md={"timestep": 5.0, "ensemble": "npt", "steps": 400, "temperature": 2000.0, "pressure": 0.1,
+                          "tdamp": 50.0, "pdamp": 50.0},
+                      output=OUTPUT, guard={"min_distance": 0.2, "max_volume_ratio": 2.0})
+    summary = run_md(load_deck(deck))
+    assert summary.stopped is not None and summary.stopped.startswith("cell volume changed by a factor 2.")
+    assert summary.steps < 400 and summary.series["volume"][-1] <= 2 * summary.series["volume"][0]
