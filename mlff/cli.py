@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         requested_backend()  # a bad MLFF_KERNELS fails here, before any work
         return int(args.run(args) or 0)
+    except BrokenPipeError:  # the reader went away (``mlff info ... | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:  # missing file, permission denied, disk full...
         message = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
     except MLFFError as exc:

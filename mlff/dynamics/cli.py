@@ -58,7 +58,9 @@ def _info(args) -> int:
 
     payload = read_checkpoint(checkpoint_path(args.model))
     params = sum(v.numel() for k, v in payload["state_dict"].items())
-    print(f"model        {payload['model']['name']} (format v{payload['format_version']})")
+    stored = payload["stored_format_version"]
+    note = "" if stored == payload["format_version"] else f", migrated to v{payload['format_version']} on reading"
+    print(f"model        {payload['model']['name']} (format v{stored}{note})")
     print(f"species      {', '.join(chemical_symbols[z] for z in payload['species'])}")
     print(f"cutoff       {payload['cutoff']} Å")
     print(f"parameters   {params:,} (weights and buffers)")

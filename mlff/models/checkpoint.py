@@ -105,6 +105,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
     while payload["format_version"] in MIGRATIONS:
         payload = MIGRATIONS[payload["format_version"]](payload)
+    payload["stored_format_version"] = version  # what the file holds (the payload is now current)
     return payload
 
 
