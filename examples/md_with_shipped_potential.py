@@ -11,12 +11,8 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 
 from mlff import MLFFCalculator
+from mlff.compat import thermalize_momenta  # ASE's Maxwell-Boltzmann draw, under either of its names
 from mlff.data.generate import load_molecule
-
-try:
-    from ase.md.velocitydistribution import thermalize_momenta
-except ImportError:  # ase < 3.29
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 atoms, _ = load_molecule("ethanol")

@@ -7,11 +7,11 @@ from ase import Atoms, units
 from ase.build import add_adsorbate, bulk, fcc111, molecule
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.constraints import FixAtoms
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.md.verlet import VelocityVerlet
 
 import mlff
 from mlff.calculator import MLFFCalculator
+from mlff.compat import thermalize_momenta
 from mlff.errors import MLFFError, StructureError
 from mlff.models.checkpoint import CheckpointError, FORMAT_VERSION, save_checkpoint
 from mlff.models.energy_model import EnergyModel
@@ -65,7 +65,7 @@ def test_stress_on_non_periodic_structures_is_refused(checkpoint):
 
 def test_verlet_skin_reuse_equals_rebuild_over_md(checkpoint):
     atoms = co_on_cu()
-    MaxwellBoltzmannDistribution(atoms, temperature_K=600, rng=np.random.default_rng(0))
+    thermalize_momenta(atoms, temperature_K=600, rng=np.random.default_rng(0))
     reused = MLFFCalculator(checkpoint, dtype="float64", skin=0.5)
     fresh = MLFFCalculator(checkpoint, dtype="float64", skin=0.0)
     atoms.calc = reused
@@ -93,7 +93,7 @@ def test_batch_equals_one_by_one(checkpoint):
 def test_nve_conserves_energy_in_float64(checkpoint):
     atoms = molecule("CH3CH2OH")
     atoms.calc = MLFFCalculator(checkpoint, dtype="float64")
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(1))
+    thermalize_momenta(atoms, temperature_K=300, rng=np.random.default_rng(1))
     dyn = VelocityVerlet(atoms, timestep=0.25 * units.fs)
     energies = []
     dyn.attach(lambda: energies.append(atoms.get_total_energy()), interval=1)

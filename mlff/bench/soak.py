@@ -33,18 +33,11 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 
 from mlff.calculator import MLFFCalculator
+from mlff.compat import thermalize_momenta
 from mlff.data.generate.molecules import load_molecule
 from mlff.errors import ConfigError
 from mlff.models.checkpoint import read_checkpoint
 from mlff.models.potentials import checkpoint_path
-
-try:  # ase >= 3.29
-    from ase.md.velocitydistribution import thermalize_momenta
-except ImportError:  # older ase: the same Maxwell-Boltzmann draw under its old name
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-
-    def thermalize_momenta(atoms, temperature_K, rng=None):
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
 
 POTENTIAL = "ethanol-xtb"
 MOLECULE = "ethanol"

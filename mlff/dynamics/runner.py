@@ -24,11 +24,12 @@ from ase.filters import FrechetCellFilter
 from ase.md import MDLogger
 from ase.md.langevin import Langevin
 from ase.md.nose_hoover_chain import IsotropicMTKNPT, NoseHooverChainNVT
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.velocitydistribution import Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
 from mlff.calculator import MLFFCalculator
+from mlff.compat import thermalize_momenta
 from mlff.data.labels import set_labels
 from mlff.data.validation import check_species, validate_atoms
 from mlff.dynamics.deck import Deck, MDSpec, Optimizer, PotentialSpec, StructureSpec
@@ -171,7 +172,7 @@ def run_md(deck: Deck) -> RunSummary:
     initial = md.temperature if md.initial_temperature is None else md.initial_temperature
     # one stream for velocities and Langevin noise: two generators of one seed would draw the same numbers
     rng = np.random.default_rng(md.seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=initial, rng=rng)
+    thermalize_momenta(atoms, temperature_K=initial, rng=rng)
     Stationary(atoms)
     if not any(atoms.pbc):
         ZeroRotation(atoms)

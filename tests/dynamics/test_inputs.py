@@ -52,7 +52,7 @@ def test_element_unknown_to_a_shipped_potential(tmp_path, capsys, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("velocities were drawn before the elements were checked")
 
-    monkeypatch.setattr(runner, "MaxwellBoltzmannDistribution", fail)
+    monkeypatch.setattr(runner, "thermalize_momenta", fail)
     deck = write_deck(tmp_path, structure={"system": None, "builder": "molecule", "args": ["H2O"]},
                       potential={"preset": None, "model": "co-cu111-emt", "species": [], "dtype": None},
                       md={"steps": 5})

@@ -15,12 +15,9 @@ from tqdm import tqdm
 
 from mlff.data.labels import set_labels
 from mlff.errors import ConfigError, DataError
+from mlff.compat import thermalize_momenta
 from mlff.fileio import atomic_path
 
-try:
-    from ase.md.velocitydistribution import thermalize_momenta
-except ImportError:  # ase < 3.29
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 
 
 def labelled_frame(atoms: Atoms, info: dict, stress: bool = False) -> Atoms:
