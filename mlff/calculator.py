@@ -17,14 +17,13 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-import numpy as np
 import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from mlff.data.graph import AtomicGraph
-from mlff.data.validation import MIN_DISTANCE, validate_atoms
+from mlff.data.validation import check_finite_positions, check_no_overlap, validate_atoms
 from mlff.data.verlet import VerletList
 from mlff.errors import ConfigError, StructureError
 from mlff.kernels import active_backend, requested_backend, use_backend
@@ -74,16 +73,11 @@ class MLFFCalculator(Calculator):
         :func:`~mlff.data.validation.validate_atoms` runs, including the model's species; between
         rebuilds the shortest edge is checked, so atoms cannot move into an overlap unnoticed.
         """
-        if not np.isfinite(atoms.positions).all():
-            atom = int(np.flatnonzero(~np.isfinite(atoms.positions).all(1))[0])
-            raise StructureError(f"positions contain NaN or infinity (atom {atom}: {atoms.positions[atom]})")
+        check_finite_positions(atoms.positions)
         if self.neighbors.needs_rebuild(atoms):
             validate_atoms(atoms, species=self.model.species)
         nl = self.neighbors(atoms)
-        if self.neighbors.closest is not None and self.neighbors.closest[2] < MIN_DISTANCE:
-            i, j, distance = self.neighbors.closest  # atoms that moved together within the skin
-            what = f"atom {i} and its own periodic image" if i == j else f"atoms {i} and {j}"
-            raise StructureError(f"{what} are {distance:.3g} Å apart (minimum {MIN_DISTANCE} Å): overlapping atoms")
+        check_no_overlap(self.neighbors.closest)  # atoms that moved together within the skin
         return AtomicGraph.from_atoms(atoms, self.model.cutoff, dtype=self.dtype, device=self.device,
                                       labels=False, validate=False, neighbors=[nl])
 

@@ -32,10 +32,7 @@ def validate_atoms(atoms: Atoms, where: str = "", species: Iterable[int] | None 
         raise StructureError(f"{prefix}atom {bad[0]} has unknown atomic number {numbers[bad[0]]}")
     if species is not None:
         check_species(numbers, species, prefix)
-    positions = atoms.positions
-    if not np.isfinite(positions).all():
-        atom = int(np.flatnonzero(~np.isfinite(positions).all(1))[0])
-        raise StructureError(f"{prefix}positions contain NaN or infinity (atom {atom}: {positions[atom]})")
+    check_finite_positions(atoms.positions, prefix)
     cell = atoms.cell.array
     if not np.isfinite(cell).all():
         raise StructureError(f"{prefix}cell contains NaN or infinity")
@@ -48,11 +45,27 @@ def validate_atoms(atoms: Atoms, where: str = "", species: Iterable[int] | None 
                 f"{prefix}singular cell along periodic directions {_axes(pbc)}: "
                 f"cell vectors {cell[pbc].tolist()} are zero or linearly dependent"
             )
-    pair = closest_pair(atoms, MIN_DISTANCE)
-    if pair is not None:
+    check_no_overlap(closest_pair(atoms, MIN_DISTANCE), prefix)
+
+
+def check_finite_positions(positions, prefix: str = "") -> None:
+    """Raise :class:`StructureError` naming the first atom whose position is NaN or infinite."""
+    if not np.isfinite(positions).all():
+        atom = int(np.flatnonzero(~np.isfinite(positions).all(1))[0])
+        raise StructureError(f"{prefix}positions contain NaN or infinity (atom {atom}: {positions[atom]})")
+
+
+def check_no_overlap(pair: tuple[int, int, float] | None, prefix: str = "") -> None:
+    """Raise :class:`StructureError` if ``pair`` (from :func:`closest_pair`) is closer than MIN_DISTANCE."""
+    if pair is not None and pair[2] < MIN_DISTANCE:
         i, j, distance = pair
-        what = f"atom {i} and its own periodic image" if i == j else f"atoms {i} and {j}"
-        raise StructureError(f"{prefix}{what} are {distance:.3g} Å apart (minimum {MIN_DISTANCE} Å): overlapping atoms")
+        raise StructureError(f"{prefix}{pair_name(i, j)} are {distance:.3g} Å apart (minimum {MIN_DISTANCE} Å): "
+                             "overlapping atoms")
+
+
+def pair_name(i: int, j: int) -> str:
+    """``atoms i and j``, or ``atom i and its own periodic image`` when they are the same atom."""
+    return f"atom {i} and its own periodic image" if i == j else f"atoms {i} and {j}"
 
 
 def check_species(numbers, species: Iterable[int], prefix: str = "") -> None:

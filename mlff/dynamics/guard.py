@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from mlff.data.validation import closest_pair
+from mlff.data.validation import closest_pair, pair_name
 from mlff.dynamics.deck import GuardSpec
 from mlff.errors import MLFFError
 
@@ -36,5 +36,4 @@ def check(atoms: Atoms, spec: GuardSpec, temperature: float | None = None,
     pair = closest_pair(atoms, spec.min_distance) if spec.min_distance > 0 else None
     if pair is not None:
         i, j, distance = pair
-        what = f"atom {i} and its own periodic image" if i == j else f"atoms {i} and {j}"
-        raise BlowUp(f"{what} came {distance:.3g} Å apart, closer than the limit {spec.min_distance} Å")
+        raise BlowUp(f"{pair_name(i, j)} came {distance:.3g} Å apart, closer than the limit {spec.min_distance} Å")
