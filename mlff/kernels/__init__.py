@@ -7,27 +7,45 @@ checkpoint:
 * ``MLFF_KERNELS=torch|triton|auto`` in the environment (default ``auto``);
 * :func:`use_backend` as a context manager (the calculator, trainer and model test-suite use it).
 
-``auto`` means Triton on CUDA where an op has a Triton implementation, the reference elsewhere.
-No op has a Triton implementation yet, so :func:`available_backends` lists ``torch`` only and
-asking for ``triton`` is an error that says so; the kernels register here as they land.
+``auto`` means Triton on CUDA, the reference elsewhere. ``triton`` also runs on the CPU through
+Triton's interpreter when ``TRITON_INTERPRET=1`` is set before anything imports Triton (that is how
+the tests check the kernels without a GPU).
+
+The ops, each with one signature here and two implementations (:mod:`mlff.kernels.reference`, plain
+torch; :mod:`mlff.kernels.triton`, ``torch.library`` ops whose backward is written with ops that are
+themselves differentiable, so forces can be trained on):
+
+* :func:`rotate`: gather node features along edges and rotate them into the edge frame (block-sparse
+  Wigner-D, m-major output);
+* :func:`rotate_back`: rotate edge-frame features back and sum them into nodes (deterministically);
+* :func:`segment_sum`: sum edge rows into their receivers (deterministically);
+* :func:`enveloped_softmax`: the attention's softmax over each receiver's edges, weighted by the envelope;
+* :func:`grid_silu`: coefficients -> sphere grid -> SiLU -> coefficients.
+
+No layer knows which implementation ran.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 
 import torch
 
 from mlff.errors import ConfigError
+from mlff.so3.layout import wigner_rows
 
 CHOICES = ("torch", "triton", "auto")
 _override: str | None = None
 
 
 def available_backends(device: torch.device | str = "cpu") -> list[str]:
-    """The backends that can run on ``device``: always ``torch``; ``triton`` once kernels exist."""
-    return ["torch"]
+    """The backends that can run on ``device``: always ``torch``; ``triton`` where Triton is installed
+    and the device is CUDA, or the CPU with ``TRITON_INTERPRET=1``."""
+    device = torch.device(device)
+    runs = device.type == "cuda" or (device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")
+    return ["torch", "triton"] if runs and importlib.util.find_spec("triton") is not None else ["torch"]
 
 
 def requested_backend() -> str:
@@ -42,10 +60,11 @@ def active_backend(device: torch.device | str = "cpu") -> str:
     """The backend that runs on ``device`` given the request (``auto`` resolved)."""
     name, available = requested_backend(), available_backends(device)
     if name == "auto":
-        return "triton" if "triton" in available else "torch"
+        return "triton" if "triton" in available and torch.device(device).type == "cuda" else "torch"
     if name not in available:
-        raise ConfigError(f"kernel backend {name!r} is not available on {torch.device(device)}; "
-                          f"available: {', '.join(available)} (no op has a Triton implementation yet)")
+        why = ("Triton is not installed" if importlib.util.find_spec("triton") is None
+               else "Triton runs on CUDA, or on the CPU with TRITON_INTERPRET=1 set before import")
+        raise ConfigError(f"kernel backend {name!r} is not available on {torch.device(device)}: {why}")
     return name
 
 
@@ -60,3 +79,61 @@ def use_backend(name: str):
         yield
     finally:
         _override = previous
+
+
+def _implementation(device: torch.device):
+    if active_backend(device) == "triton":
+        from mlff.kernels import triton as implementation
+    else:
+        from mlff.kernels import reference as implementation
+    return implementation
+
+
+def _index_sets(index: torch.Tensor) -> torch.Tensor:
+    return (index if index.dim() == 2 else index.unsqueeze(0)).long()
+
+
+def rotate(d: torch.Tensor, x: torch.Tensor, index: torch.Tensor, lmax: int, mmax: int,
+           rows: int | None = None) -> torch.Tensor:
+    """Gather node features along edges and rotate them into the edge frame.
+
+    ``d`` ``[E, nnz]``: block-sparse Wigner-D (:class:`mlff.so3.rotation.WignerBlocks`); ``x``
+    ``[N, (lmax+1)^2, C]`` l-major node features; ``index`` ``[S, E]`` (or ``[E]``): the node each of
+    the S channel blocks is gathered from (senders and receivers: S = 2). Returns the first ``rows``
+    (default: all) m-major edge-frame rows, ``[E, rows, S*C]``.
+    """
+    rows = wigner_rows(lmax, mmax).num_rows if rows is None else rows
+    return _implementation(x.device).rotate(d, x, _index_sets(index), lmax, mmax, rows)
+
+
+def rotate_back(d: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None, num_nodes: int | None,
+                lmax: int, mmax: int) -> torch.Tensor:
+    """Rotate edge-frame features back to the global frame and sum them into nodes (the adjoint of
+    :func:`rotate` in ``x``).
+
+    ``y`` ``[E, rows, S*C]`` holds the first ``rows`` m-major rows (``rows >= lmax + 1``); channel
+    block s of edge e is added to node ``index[s, e]``. ``index=None`` keeps one output per edge
+    (``[E, (lmax+1)^2, C]``). Returns ``[num_nodes, (lmax+1)^2, C]``.
+    """
+    if index is None:
+        index, num_nodes = torch.arange(y.shape[0], device=y.device), y.shape[0]
+    return _implementation(y.device).rotate_back(d, y, _index_sets(index), num_nodes, lmax, mmax)
+
+
+def segment_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """Sum the rows of ``src`` ``[E, ...]`` into ``size`` buckets given by ``index`` ``[E]``."""
+    return _implementation(src.device).segment_sum(src, index, size)
+
+
+def enveloped_softmax(logits: torch.Tensor, weight: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """``w_e exp(a_e) / sum_{e' -> same receiver} w_e' exp(a_e')`` for ``logits`` ``[E, H]``, ``weight`` ``[E]``.
+
+    Weighting by the cutoff envelope makes the attention continuous when an edge enters or leaves:
+    its weight starts at zero and the normaliser of the other edges changes smoothly.
+    """
+    return _implementation(logits.device).enveloped_softmax(logits, weight, index, size)
+
+
+def grid_silu(x: torch.Tensor, to_grid: torch.Tensor, from_grid: torch.Tensor) -> torch.Tensor:
+    """``from_grid @ silu(to_grid @ x)`` for ``x`` ``[..., K, C]``, grid matrices ``[G, K]`` and ``[K, G]``."""
+    return _implementation(x.device).grid_silu(x, to_grid, from_grid)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mlff.data.graph import AtomicGraph
-from mlff.nn.scatter import scatter_sum
+from mlff.kernels import segment_sum
 
 _FLOAT64_BUFFERS = ("e0", "scale")
 
@@ -101,13 +101,13 @@ class EnergyModel(nn.Module):
             eps = self.network(species, vectors, graph.edge_index)
             eps = eps - self.isolated_energies(eps.dtype, eps.device, differentiable=create_graph)[species]
             atom_energy = self.scale.to(eps.dtype) * eps
-            energy = scatter_sum(atom_energy, graph.batch, graph.num_graphs)
+            energy = segment_sum(atom_energy, graph.batch, graph.num_graphs)
             out = {}
             if inputs:
                 grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph)
         reference = self.e0[graph.numbers]
         out["energies"] = atom_energy + reference.to(atom_energy.dtype)
-        out["energy"] = energy.double() + scatter_sum(reference, graph.batch, graph.num_graphs)
+        out["energy"] = energy.double() + segment_sum(reference, graph.batch, graph.num_graphs)
         if forces:
             out["forces"] = -grads[0]
         if stress:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlff.kernels import grid_silu
 from mlff.so3.grid import SphereGrid
 
 
@@ -53,5 +54,6 @@ class SeparableS2Activation(nn.Module):
         self.grid = grid
 
     def forward(self, scalars: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        out = self.grid.from_grid(torch.nn.functional.silu(self.grid.to_grid(x)))
+        dtype = x.dtype
+        out = grid_silu(x, self.grid.to_grid_mat.to(dtype), self.grid.from_grid_mat.to(dtype))
         return torch.cat([torch.nn.functional.silu(scalars).unsqueeze(-2), out[..., 1:, :]], -2)

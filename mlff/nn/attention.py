@@ -8,7 +8,7 @@ re-normalisation (LayerNorm + smooth leaky ReLU before the dot product with a le
 
 Smoothness: the softmax is weighted by the cutoff envelope and every message is multiplied by
 it, so an edge crossing the cutoff changes nothing discontinuously (see
-:func:`mlff.nn.scatter.enveloped_softmax`).
+:func:`mlff.kernels.enveloped_softmax`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from torch import nn
 from mlff.config import choose
 from mlff.nn.activation import GateActivation, SeparableS2Activation, SmoothLeakyReLU
 from mlff.nn.edge_features import EdgeFeatures
-from mlff.nn.edge_frame import EdgeFrame
-from mlff.nn.scatter import enveloped_softmax, scatter_sum
+from mlff.kernels import enveloped_softmax
+from mlff.nn.edge_frame import Frame
 from mlff.nn.so2_conv import SO2Convolution
 from mlff.nn.so3_linear import SO3Linear
 from mlff.so3.grid import SphereGrid
@@ -77,7 +77,7 @@ class SO2GraphAttention(nn.Module):
         self,
         x: torch.Tensor,
         species: torch.Tensor,
-        frame: torch.Tensor,
+        frame: Frame,
         basis: torch.Tensor,
         envelope: torch.Tensor,
         edge_index: torch.Tensor,
@@ -85,7 +85,7 @@ class SO2GraphAttention(nn.Module):
         sender, receiver = edge_index
         n, e = x.shape[0], sender.shape[0]
         edge_features = self.edge_features(basis, species, edge_index)
-        message = EdgeFrame.rotate(frame, torch.cat([x[sender], x[receiver]], dim=2))
+        message = frame.rotate(x, edge_index)  # [x_sender, x_receiver] in the edge frame
         message, extra = self.conv1(message, edge_features)
         alpha, gates = extra.split([self.heads * self.alpha_channels, extra.shape[1] - self.heads * self.alpha_channels], 1)
         message = self.act(gates, message)
@@ -95,5 +95,4 @@ class SO2GraphAttention(nn.Module):
         weight = enveloped_softmax(logits, envelope, receiver, n) * envelope[:, None]
         k = value.shape[1]
         value = value.view(e, k, self.heads, self.value_channels) * weight[:, None, :, None]
-        value = EdgeFrame.rotate_back(frame, value.view(e, k, self.heads * self.value_channels))
-        return self.proj(scatter_sum(value, receiver, n))
+        return self.proj(frame.rotate_back(value.view(e, k, self.heads * self.value_channels), receiver, n))

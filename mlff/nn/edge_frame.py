@@ -2,34 +2,46 @@
 
 ``EdgeFrame`` computes, once per forward pass, the Wigner-D rows that take l-major node
 coefficients to the edge frame *and* to the m-major layout with ``|m| <= mmax``: this is the one
-boundary where the layout changes. Every layer reuses the same matrices.
+boundary where the layout changes. The rows are stored block-sparse (only each row's own degree,
+:class:`mlff.so3.layout.WignerRows`) and every layer reuses them through :class:`Frame`, whose
+rotations are the :mod:`mlff.kernels` ops (reference or Triton, chosen at run time).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from mlff.so3.layout import m_major_index
-from mlff.so3.rotation import WignerD, edge_rotation
+from mlff import kernels
+from mlff.so3.rotation import WignerBlocks, edge_rotation
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The edge frames of one graph: block-sparse Wigner-D ``d [E, nnz]`` for ``lmax``, ``mmax``."""
+
+    d: torch.Tensor
+    lmax: int
+    mmax: int
+
+    def rotate(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Node features ``[N, (lmax+1)^2, C]`` gathered by ``index`` ``[S, E]`` -> m-major ``[E, K_mmax, S*C]``."""
+        return kernels.rotate(self.d, x, index, self.lmax, self.mmax)
+
+    def rotate_back(self, y: torch.Tensor, index: torch.Tensor | None = None, num_nodes: int | None = None):
+        """m-major ``[E, rows, C]`` (the first ``rows >= lmax + 1`` rows; the m = 0 rows come first) ->
+        l-major, summed into ``num_nodes`` nodes by ``index`` ``[E]``, or per edge if ``index`` is None."""
+        return kernels.rotate_back(self.d, y, index, num_nodes, self.lmax, self.mmax)
 
 
 class EdgeFrame(nn.Module):
     def __init__(self, lmax: int, mmax: int):
         super().__init__()
         self.lmax, self.mmax = lmax, mmax
-        self.wigner = WignerD(lmax, rows=m_major_index(lmax, mmax))
+        self.wigner = WignerBlocks(lmax, mmax)
 
-    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
-        """Edge vectors ``[E, 3]`` -> rotation ``D [E, K_mmax, (lmax+1)^2]`` (differentiable)."""
-        return self.wigner(edge_rotation(vectors))
-
-    @staticmethod
-    def rotate(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """l-major global-frame ``[E, (lmax+1)^2, C]`` -> m-major edge-frame ``[E, K_mmax, C]``."""
-        return torch.bmm(d, x)
-
-    @staticmethod
-    def rotate_back(d: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """m-major edge-frame ``[E, K_mmax, C]`` -> l-major global-frame ``[E, (lmax+1)^2, C]``."""
-        return torch.bmm(d.transpose(1, 2), y)
+    def forward(self, vectors: torch.Tensor) -> Frame:
+        """Edge vectors ``[E, 3]`` -> their :class:`Frame` (differentiable in the vectors)."""
+        return Frame(self.wigner(edge_rotation(vectors)), self.lmax, self.mmax)

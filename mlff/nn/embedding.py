@@ -6,9 +6,7 @@ import torch
 from torch import nn
 
 from mlff.nn.edge_features import EdgeFeatures
-from mlff.nn.edge_frame import EdgeFrame
 from mlff.nn.radial import RadialMLP
-from mlff.nn.scatter import scatter_sum
 
 
 class EdgeDegreeEmbedding(nn.Module):
@@ -33,5 +31,4 @@ class EdgeDegreeEmbedding(nn.Module):
     def forward(self, species, frame, basis, envelope, edge_index, num_nodes: int) -> torch.Tensor:
         m0 = self.radial(self.edge_features(basis, species, edge_index)).view(-1, self.lmax + 1, self.channels) * envelope[:, None, None]
         # the m = 0 rows come first in the m-major layout
-        out = EdgeFrame.rotate_back(frame[:, : self.lmax + 1], m0)
-        return scatter_sum(out, edge_index[1], num_nodes) / self.avg_degree
+        return frame.rotate_back(m0, edge_index[1], num_nodes) / self.avg_degree

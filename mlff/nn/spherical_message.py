@@ -23,9 +23,8 @@ import torch
 from torch import nn
 
 from mlff.nn.edge_features import EdgeFeatures
-from mlff.nn.edge_frame import EdgeFrame
 from mlff.nn.radial import RadialMLP
-from mlff.nn.scatter import scatter_sum
+from mlff.kernels import segment_sum
 from mlff.nn.so3_linear import SO3Linear
 from mlff.nn.spherical_attention import SphericalAttention
 from mlff.so3.fibonacci import SphereSampling
@@ -57,8 +56,8 @@ class SphericalMessage(nn.Module):
         sender, receiver = edge_index
         weights = self.radial(self.edge_features(basis, species, edge_index)).view(-1, self.lmax + 1, self.channels)
         # sum_l Y_l(r_hat) w_l: the m = 0 edge-frame rows (first in the m-major layout) rotated back
-        edge = EdgeFrame.rotate_back(frame[:, : self.lmax + 1], weights)
+        edge = frame.rotate_back(weights)
         query = self.query(torch.cat([x[sender], x[receiver]], dim=2))
         points = self.attention(self.sampling.to_points(query), self.sampling.to_points(edge))
         message = self.sampling.from_points(points) * envelope[:, None, None]
-        return self.proj(scatter_sum(message, receiver, x.shape[0]) / self.avg_degree)
+        return self.proj(segment_sum(message, receiver, x.shape[0]) / self.avg_degree)

@@ -8,6 +8,8 @@ first all ``m = 0`` coefficients (``l = 0..lmax``), then ``m = +1`` (``l = 1..lm
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -47,3 +49,52 @@ def m_major_sizes(lmax: int, mmax: int) -> list[int]:
     for m in range(1, mmax + 1):
         sizes += [lmax + 1 - m, lmax + 1 - m]
     return sizes
+
+
+class WignerRows:
+    """Block-sparse layout of the edge-frame Wigner-D rows kept by ``|m| <= mmax``.
+
+    Row ``(l, m)`` of a Wigner-D matrix is non-zero only in the columns of degree ``l``
+    (``l*l .. l*l + 2l``), so of the dense ``[K_mmax, (lmax+1)^2]`` matrix only
+    ``sum_rows (2l + 1)`` entries are stored, flat, per edge (``nnz``; 115 of 475 for lmax 4, mmax 2).
+
+    Stored rows are grouped by degree (``l = 0..lmax``) and, within a degree, in m-major order, so
+    the rows of one degree are one contiguous ``[count, 2l+1]`` block of the flat storage and the
+    first ``n`` m-major rows are a prefix of every degree's block. ``position[i]`` is stored row
+    i's place in the m-major layout, ``offset[i]`` where its ``2l+1`` entries start.
+    """
+
+    def __init__(self, lmax: int, mmax: int):
+        if not 0 <= mmax <= lmax:
+            raise ValueError(f"need 0 <= mmax <= lmax, got lmax={lmax}, mmax={mmax}")
+        self.lmax, self.mmax = lmax, mmax
+        place = {int(k): p for p, k in enumerate(m_major_index(lmax, mmax))}
+        self.degree, self.position, self.offset = [], [], []
+        offset = 0
+        for l in range(lmax + 1):
+            for p in sorted(place[lm_index(l, m)] for m in range(-min(l, mmax), min(l, mmax) + 1)):
+                self.degree.append(l)
+                self.position.append(p)
+                self.offset.append(offset)
+                offset += 2 * l + 1
+        self.nnz = offset
+        self.num_rows = len(self.degree)
+
+    def kept(self, rows: int) -> list[int]:
+        """Per degree, how many of its stored rows lie among the first ``rows`` m-major rows."""
+        return [sum(1 for d, p in zip(self.degree, self.position) if d == l and p < rows) for l in range(self.lmax + 1)]
+
+    def degree_start(self, l: int) -> tuple[int, int]:
+        """(first stored row, first flat entry) of degree ``l``."""
+        row = self.degree.index(l)
+        return row, self.offset[row]
+
+    def stored_order(self, rows: int) -> list[int]:
+        """m-major positions of the stored rows among the first ``rows``, in stored order."""
+        return [p for p in self.position if p < rows]
+
+
+@functools.lru_cache(maxsize=None)
+def wigner_rows(lmax: int, mmax: int) -> WignerRows:
+    """The (cached) :class:`WignerRows` of ``lmax``, ``mmax``."""
+    return WignerRows(lmax, mmax)

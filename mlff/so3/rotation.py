@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mlff.so3.fibonacci import fibonacci_points
+from mlff.so3.layout import m_major_index, wigner_rows
 from mlff.so3.spherical_harmonics import spherical_harmonics
 
 AXIS = (0.0, 1.0, 0.0)  # e3nn's polar axis: the m = 0 harmonics are symmetric about y
@@ -59,6 +60,18 @@ def random_rotation(rng: np.random.Generator | int | None = None) -> np.ndarray:
     return q * np.linalg.det(q)
 
 
+def _sample_points_and_inverses(lmax: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Sample points ``x_k`` ``[P, 3]`` and, per degree, ``pinv(Y^l(X))`` ``[P, 2l+1]`` (float64).
+
+    ``D^l = Y^l(R X) @ pinv(Y^l(X))`` with X the points as columns; a few more points than the
+    ``2 lmax + 1`` needed keep the system well conditioned.
+    """
+    points = fibonacci_points(2 * lmax + 1 + max(4, lmax))
+    sh = spherical_harmonics(lmax, points)  # [P, (L+1)^2]
+    inverses = [torch.linalg.pinv(sh[:, l * l : (l + 1) ** 2].T) for l in range(lmax + 1)]
+    return points, inverses
+
+
 class WignerD(torch.nn.Module):
     """Block-diagonal Wigner-D matrices for degrees 0..lmax from rotation matrices.
 
@@ -70,16 +83,13 @@ class WignerD(torch.nn.Module):
     def __init__(self, lmax: int, rows: torch.Tensor | None = None):
         super().__init__()
         self.lmax = lmax
-        count = 2 * lmax + 1 + max(4, lmax)  # a few more points than needed, for conditioning
-        points = fibonacci_points(count)
-        sh = spherical_harmonics(lmax, points)  # [K, (L+1)^2]
-        n = (lmax + 1) ** 2
-        # D^l = Y^l(R X) @ pinv(Y^l(X)) with X the sample points as columns. Stored per row as
-        # pinv[k, a, b]: the entry of pinv(Y^l(X)) for point k and column b, where l is a's degree.
+        points, inverses = _sample_points_and_inverses(lmax)
+        count, n = points.shape[0], (lmax + 1) ** 2
+        # Stored per row as pinv[k, a, b]: the entry of pinv(Y^l(X)) for point k and column b,
+        # where l is a's degree.
         pinv = torch.zeros(count, n, n, dtype=torch.float64)
-        for l in range(lmax + 1):
+        for l, inverse in enumerate(inverses):
             block = slice(l * l, (l + 1) ** 2)
-            inverse = torch.linalg.pinv(sh[:, block].T)  # [K, 2l+1]
             pinv[:, block, block] = inverse.unsqueeze(1).expand(count, 2 * l + 1, 2 * l + 1)
         self.register_buffer("points", points, persistent=False)
         self.register_buffer("pinv", pinv, persistent=False)
@@ -93,3 +103,36 @@ class WignerD(torch.nn.Module):
         sh = spherical_harmonics(self.lmax, rotated, normalize=False)[..., self.rows]  # [E, K, R]
         pinv = self.pinv.to(dtype)[:, self.rows, :]  # [K, R, n]
         return torch.einsum("ekr,krn->ern", sh, pinv)
+
+
+class WignerBlocks(torch.nn.Module):
+    """The non-zero blocks of the edge-frame Wigner-D rows, flat ``[E, nnz]``.
+
+    Same matrices as :class:`WignerD` with ``rows=m_major_index(lmax, mmax)``, stored in the
+    block-sparse layout of :class:`mlff.so3.layout.WignerRows`: per degree only the rows kept by
+    ``|m| <= mmax`` and only their ``2l+1`` non-zero columns. For lmax 4, mmax 2 that is 115 numbers
+    per edge instead of 475, and each degree costs one small contraction.
+    """
+
+    def __init__(self, lmax: int, mmax: int):
+        super().__init__()
+        self.lmax, self.mmax = lmax, mmax
+        self.layout = wigner_rows(lmax, mmax)
+        points, inverses = _sample_points_and_inverses(lmax)
+        lm = m_major_index(lmax, mmax)[torch.tensor(self.layout.position)]  # l-major index per stored row
+        self.register_buffer("points", points, persistent=False)
+        self.register_buffer("row_lm", lm, persistent=False)
+        for l, inverse in enumerate(inverses):
+            self.register_buffer(f"inverse{l}", inverse, persistent=False)
+
+    def forward(self, rotation: torch.Tensor) -> torch.Tensor:
+        """``rotation`` ``[E, 3, 3]`` -> ``D`` ``[E, nnz]`` (block-sparse, stored order)."""
+        dtype = rotation.dtype
+        rotated = torch.einsum("eij,kj->eki", rotation, self.points.to(dtype))  # [E, P, 3]
+        sh = spherical_harmonics(self.lmax, rotated, normalize=False)[..., self.row_lm]  # [E, P, rows]
+        blocks, start = [], 0
+        for l, count in enumerate(self.layout.kept(self.layout.num_rows)):
+            inverse = getattr(self, f"inverse{l}").to(dtype)
+            blocks.append(torch.einsum("ekr,kj->erj", sh[..., start : start + count], inverse).flatten(1))
+            start += count
+        return torch.cat(blocks, dim=1)

@@ -27,7 +27,7 @@ from torch import nn
 from mlff.data.graph import AtomicGraph
 from mlff.models.energy_model import EnergyModel
 from mlff.nn.position_head import PositionHead
-from mlff.nn.scatter import scatter_sum
+from mlff.kernels import segment_sum
 from mlff.nn.so3_linear import SO3Linear
 from mlff.so3.layout import degrees
 from mlff.so3.spherical_harmonics import spherical_harmonics
@@ -137,7 +137,7 @@ class EMPP(nn.Module):
         scalars = self.type_mlp(network.atom_embedding(masked_species))
         if self.cfg.encode_energy and graph.energy is not None:
             n = graph.atoms_per_graph.to(torch.float64)
-            e0 = scatter_sum(model.e0[graph.numbers], graph.batch, graph.num_graphs)
+            e0 = segment_sum(model.e0[graph.numbers], graph.batch, graph.num_graphs)
             per_atom = ((graph.energy.double() - e0) / n - self.energy_mean) / self.energy_std
             scalars = scalars + self.energy_linear(_gaussians(per_atom[batch.masked_graph].to(dtype), self.energy_centres))
         out = torch.cat([scalars.unsqueeze(1), scalars.new_zeros(len(scalars), (self.lmax + 1) ** 2 - 1, scalars.shape[1])], 1)
@@ -181,7 +181,7 @@ class EMPP(nn.Module):
         # average over the neighbours of each mask, then over the masks (paper Eqs. 8, 16, 18)
         pairs = torch.bincount(batch.pair_mask, minlength=batch.num_masks).to(dtype)
         used = pairs > 0
-        per_mask = lambda kl: (scatter_sum(kl, batch.pair_mask, batch.num_masks)[used] / pairs[used]).mean()  # noqa: E731
+        per_mask = lambda kl: (segment_sum(kl, batch.pair_mask, batch.num_masks)[used] / pairs[used]).mean()  # noqa: E731
         radius, direction = per_mask(kl_radius), per_mask(kl_direction)
         return {"loss": radius + direction, "radius": radius.detach(), "direction": direction.detach()}
 

@@ -8,7 +8,7 @@ from mlff.nn.activation import GateActivation, SeparableS2Activation
 from mlff.nn.feed_forward import FeedForward
 from mlff.nn.norm import EquivariantRMSNorm, SeparableLayerNorm
 from mlff.nn.radial import BesselBasis, GaussianBasis, PolynomialEnvelope
-from mlff.nn.scatter import enveloped_softmax
+from mlff.kernels import enveloped_softmax
 from mlff.nn.so2_conv import SO2Convolution
 from mlff.nn.so3_linear import SO3Linear
 from mlff.so3.grid import SphereGrid

@@ -1,0 +1,225 @@
+"""Triton producer/consumer of the edge frame: gather + block-sparse rotation, and its adjoints.
+
+Three ``torch.library`` ops close under differentiation, so every order of derivative runs on
+them (forces need the first, force training the second):
+
+* ``mlff::rotate(D, x, index)``: ``y[e, p, s*C + c] = sum_j D[e, row p, j] x[index[s, e], l_p^2 + j, c]``
+  (gather the sender/receiver features and rotate them into the edge frame, m-major);
+* ``mlff::rotate_back(D, y, index, N)``: its adjoint in ``x``: rotate back and sum into the nodes;
+* ``mlff::rotation_grad(g, x, index)``: its adjoint in ``D``: ``sum_{s,c} g[e, p, s*C + c] x[...]``.
+
+``rotate``'s backward is ``(rotation_grad, rotate_back)``, ``rotate_back``'s is ``(rotation_grad,
+rotate)`` and ``rotation_grad``'s is ``(rotate, rotate_back)``: all three are linear in each argument.
+The consumer sums into nodes deterministically: each node's program walks its edges in a fixed
+(stably sorted) order, with no atomics.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import triton
+import triton.language as tl
+
+from mlff.kernels.triton.common import count_launch, csr
+from mlff.so3.layout import wigner_rows
+
+
+@functools.lru_cache(maxsize=None)
+def _rows_table(lmax: int, mmax: int, device: torch.device) -> torch.Tensor:
+    """``[4, rows]`` int32 on ``device``: m-major position, first column, width, flat offset per stored row."""
+    layout = wigner_rows(lmax, mmax)
+    table = [layout.position, [l * l for l in layout.degree], [2 * l + 1 for l in layout.degree], layout.offset]
+    return torch.tensor(table, dtype=torch.int32, device=device)
+
+
+def _blocks(k: int, c: int) -> tuple[int, int]:
+    return triton.next_power_of_2(k), min(64, triton.next_power_of_2(max(c, 1)))
+
+
+@triton.jit
+def _rotate_kernel(d_ptr, x_ptr, index_ptr, y_ptr, table_ptr, num_edges, channels, coeffs, nnz, num_rows,
+                   rows_out, width_out, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr):
+    e = tl.program_id(0).to(tl.int64)
+    s = tl.program_id(1).to(tl.int64)
+    c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
+    k = tl.arange(0, BLOCK_K)
+    c_mask = c < channels
+    node = tl.load(index_ptr + s * num_edges + e).to(tl.int64)
+    x = tl.load(x_ptr + node * coeffs * channels + k[:, None] * channels + c[None, :],
+                mask=(k[:, None] < coeffs) & c_mask[None, :], other=0.0)
+    for i in range(num_rows):
+        position = tl.load(table_ptr + i)
+        if position < rows_out:
+            first = tl.load(table_ptr + num_rows + i)
+            width = tl.load(table_ptr + 2 * num_rows + i)
+            offset = tl.load(table_ptr + 3 * num_rows + i)
+            in_row = (k >= first) & (k < first + width)
+            d = tl.load(d_ptr + e * nnz + offset + k - first, mask=in_row, other=0.0)
+            y = tl.sum(d[:, None] * x, axis=0)
+            tl.store(y_ptr + e * rows_out * width_out + position * width_out + s * channels + c, y, mask=c_mask)
+
+
+@triton.jit
+def _rotate_back_kernel(d_ptr, y_ptr, order_ptr, start_ptr, x_ptr, table_ptr, num_edges, channels, coeffs, nnz,
+                        num_rows, rows_in, width_in, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr):
+    n = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    k = tl.arange(0, BLOCK_K)
+    c_mask = c < channels
+    acc = tl.zeros((BLOCK_K, BLOCK_C), dtype=x_ptr.dtype.element_ty)
+    begin = tl.load(start_ptr + n)
+    end = tl.load(start_ptr + n + 1)
+    for q in range(begin, end):
+        pair = tl.load(order_ptr + q).to(tl.int64)  # s * E + e
+        s = pair // num_edges
+        e = pair - s * num_edges
+        for i in range(num_rows):
+            position = tl.load(table_ptr + i)
+            if position < rows_in:
+                first = tl.load(table_ptr + num_rows + i)
+                width = tl.load(table_ptr + 2 * num_rows + i)
+                offset = tl.load(table_ptr + 3 * num_rows + i)
+                in_row = (k >= first) & (k < first + width)
+                d = tl.load(d_ptr + e * nnz + offset + k - first, mask=in_row, other=0.0)
+                y = tl.load(y_ptr + e * rows_in * width_in + position * width_in + s * channels + c,
+                            mask=c_mask, other=0.0)
+                acc += d[:, None] * y[None, :]
+    tl.store(x_ptr + n * coeffs * channels + k[:, None] * channels + c[None, :], acc,
+             mask=(k[:, None] < coeffs) & c_mask[None, :])
+
+
+@triton.jit
+def _rotation_grad_kernel(g_ptr, x_ptr, index_ptr, out_ptr, table_ptr, num_edges, num_sets, channels, coeffs, nnz,
+                          num_rows, rows_in, width_in, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr):
+    e = tl.program_id(0).to(tl.int64)
+    k = tl.arange(0, BLOCK_K)
+    cc = tl.arange(0, BLOCK_C)
+    for i in range(num_rows):
+        position = tl.load(table_ptr + i)
+        first = tl.load(table_ptr + num_rows + i)
+        width = tl.load(table_ptr + 2 * num_rows + i)
+        offset = tl.load(table_ptr + 3 * num_rows + i)
+        in_row = (k >= first) & (k < first + width)
+        acc = tl.zeros((BLOCK_K,), dtype=out_ptr.dtype.element_ty)
+        if position < rows_in:
+            for s in range(num_sets):
+                node = tl.load(index_ptr + s * num_edges + e).to(tl.int64)
+                for c0 in range(0, channels, BLOCK_C):
+                    c = c0 + cc
+                    c_mask = c < channels
+                    x = tl.load(x_ptr + node * coeffs * channels + k[:, None] * channels + c[None, :],
+                                mask=in_row[:, None] & c_mask[None, :], other=0.0)
+                    g = tl.load(g_ptr + e * rows_in * width_in + position * width_in + s * channels + c,
+                                mask=c_mask, other=0.0)
+                    acc += tl.sum(x * g[None, :], axis=1)
+        tl.store(out_ptr + e * nnz + offset + k - first, acc, mask=in_row)
+
+
+def _check(lmax: int, mmax: int, rows: int, d_width: int | None = None) -> int:
+    layout = wigner_rows(lmax, mmax)
+    if not lmax + 1 <= rows <= layout.num_rows:
+        raise ValueError(f"rows must be between lmax + 1 = {lmax + 1} and {layout.num_rows}, got {rows}")
+    if d_width is not None and d_width != layout.nnz:
+        raise ValueError(f"D has {d_width} entries per edge; lmax={lmax}, mmax={mmax} stores {layout.nnz}")
+    return layout.num_rows
+
+
+@torch.library.custom_op("mlff::rotate", mutates_args=())
+def rotate(d: torch.Tensor, x: torch.Tensor, index: torch.Tensor, lmax: int, mmax: int, rows: int) -> torch.Tensor:
+    num_rows = _check(lmax, mmax, rows, d.shape[1])
+    d, x, index = d.contiguous(), x.contiguous(), index.contiguous()
+    num_sets, num_edges = index.shape
+    coeffs, channels = x.shape[1], x.shape[2]
+    y = x.new_empty(num_edges, rows, num_sets * channels)
+    if y.numel():
+        block_k, block_c = _blocks(coeffs, channels)
+        grid = (num_edges, num_sets, triton.cdiv(channels, block_c))
+        count_launch("rotate")
+        _rotate_kernel[grid](d, x, index, y, _rows_table(lmax, mmax, x.device), num_edges, channels, coeffs,
+                             d.shape[1], num_rows, rows, num_sets * channels, BLOCK_K=block_k, BLOCK_C=block_c)
+    return y
+
+
+@rotate.register_fake
+def _(d, x, index, lmax, mmax, rows):
+    return x.new_empty(index.shape[1], rows, index.shape[0] * x.shape[2])
+
+
+@torch.library.custom_op("mlff::rotate_back", mutates_args=())
+def rotate_back(d: torch.Tensor, y: torch.Tensor, index: torch.Tensor, num_nodes: int, lmax: int,
+                mmax: int) -> torch.Tensor:
+    num_rows = _check(lmax, mmax, y.shape[1], d.shape[1])
+    d, y, index = d.contiguous(), y.contiguous(), index.contiguous()
+    num_sets, num_edges = index.shape
+    coeffs, channels = (lmax + 1) ** 2, y.shape[2] // num_sets
+    x = y.new_zeros(num_nodes, coeffs, channels)
+    if x.numel() and num_edges:
+        order, start = csr(index.flatten(), num_nodes)
+        block_k, block_c = _blocks(coeffs, channels)
+        count_launch("rotate_back")
+        _rotate_back_kernel[(num_nodes, triton.cdiv(channels, block_c))](
+            d, y, order, start, x, _rows_table(lmax, mmax, y.device), num_edges, channels, coeffs, d.shape[1],
+            num_rows, y.shape[1], y.shape[2], BLOCK_K=block_k, BLOCK_C=block_c)
+    return x
+
+
+@rotate_back.register_fake
+def _(d, y, index, num_nodes, lmax, mmax):
+    return y.new_empty(num_nodes, (lmax + 1) ** 2, y.shape[2] // index.shape[0])
+
+
+@torch.library.custom_op("mlff::rotation_grad", mutates_args=())
+def rotation_grad(g: torch.Tensor, x: torch.Tensor, index: torch.Tensor, lmax: int, mmax: int) -> torch.Tensor:
+    num_rows = _check(lmax, mmax, g.shape[1])
+    g, x, index = g.contiguous(), x.contiguous(), index.contiguous()
+    num_sets, num_edges = index.shape
+    nnz = wigner_rows(lmax, mmax).nnz
+    out = g.new_empty(num_edges, nnz)
+    if out.numel():
+        block_k, block_c = _blocks(x.shape[1], x.shape[2])
+        count_launch("rotation_grad")
+        _rotation_grad_kernel[(num_edges,)](
+            g, x, index, out, _rows_table(lmax, mmax, x.device), num_edges, num_sets, x.shape[2], x.shape[1], nnz,
+            num_rows, g.shape[1], g.shape[2], BLOCK_K=block_k, BLOCK_C=block_c)
+    return out
+
+
+@rotation_grad.register_fake
+def _(g, x, index, lmax, mmax):
+    return g.new_empty(index.shape[1], wigner_rows(lmax, mmax).nnz)
+
+
+def _save(ctx, inputs, output):
+    ctx.save_for_backward(*[t for t in inputs if isinstance(t, torch.Tensor)])
+    ctx.ints = [v for v in inputs if isinstance(v, int)]
+
+
+def _rotate_backward(ctx, grad):
+    d, x, index = ctx.saved_tensors
+    lmax, mmax, rows = ctx.ints
+    grad_d = rotation_grad(grad, x, index, lmax, mmax) if ctx.needs_input_grad[0] else None
+    grad_x = rotate_back(d, grad, index, x.shape[0], lmax, mmax) if ctx.needs_input_grad[1] else None
+    return grad_d, grad_x, None, None, None, None
+
+
+def _rotate_back_backward(ctx, grad):
+    d, y, index = ctx.saved_tensors
+    _, lmax, mmax = ctx.ints
+    grad_d = rotation_grad(y, grad, index, lmax, mmax) if ctx.needs_input_grad[0] else None
+    grad_y = rotate(d, grad, index, lmax, mmax, y.shape[1]) if ctx.needs_input_grad[1] else None
+    return grad_d, grad_y, None, None, None, None
+
+
+def _rotation_grad_backward(ctx, grad):
+    g, x, index = ctx.saved_tensors
+    lmax, mmax = ctx.ints
+    grad_g = rotate(grad, x, index, lmax, mmax, g.shape[1]) if ctx.needs_input_grad[0] else None
+    grad_x = rotate_back(grad, g, index, x.shape[0], lmax, mmax) if ctx.needs_input_grad[1] else None
+    return grad_g, grad_x, None, None, None
+
+
+rotate.register_autograd(_rotate_backward, setup_context=_save)
+rotate_back.register_autograd(_rotate_back_backward, setup_context=_save)
+rotation_grad.register_autograd(_rotation_grad_backward, setup_context=_save)
