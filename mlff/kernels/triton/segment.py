@@ -2,9 +2,11 @@
 
 Sums are deterministic: each receiver's program adds its edges in a fixed (stably sorted) order,
 with no atomics. ``segment_sum`` and ``gather`` are each other's adjoint, so both differentiate to
-any order. The softmax op returns ``q_e = exp(a_e) / sum_{e' -> i} w_e' exp(a_e')`` (the enveloped
-softmax is ``w_e q_e``); its backward is written with ``segment_sum``, ``gather`` and elementwise
-torch, so it is itself differentiable.
+any order. The softmax op returns ``p_e = w_e exp(a_e) / Z_i`` (the enveloped softmax) and
+``q_e = exp(a_e) / Z_i``, ``Z_i = sum_{e' -> i} w_e' exp(a_e')``: ``q`` is what the derivative in ``w``
+needs (``p / w`` would fail at ``w = 0``). Its backward is written with ``segment_sum``, ``gather``
+and elementwise torch, so it is itself differentiable; with ``t_i = sum_{e -> i} (p_e dp_e + q_e dq_e)``
+it is ``da = p dp + q dq - p t``, ``dw = q (dp - t)``, which is exactly 0 for a lone edge (``p = 1``).
 """
 
 from __future__ import annotations
@@ -29,17 +31,17 @@ def _segment_sum_kernel(src_ptr, order_ptr, start_ptr, out_ptr, features, BLOCK:
 
 
 @triton.jit
-def _softmax_kernel(logits_ptr, weight_ptr, order_ptr, start_ptr, out_ptr, heads, tiny, BLOCK_H: tl.constexpr):
+def _softmax_kernel(logits_ptr, weight_ptr, order_ptr, start_ptr, p_ptr, q_ptr, heads, tiny, BLOCK_H: tl.constexpr):
     n = tl.program_id(0).to(tl.int64)
     h = tl.arange(0, BLOCK_H)
     mask = h < heads
     begin = tl.load(start_ptr + n)
     end = tl.load(start_ptr + n + 1)
-    shift = tl.full((BLOCK_H,), float("-inf"), dtype=out_ptr.dtype.element_ty)
+    shift = tl.full((BLOCK_H,), float("-inf"), dtype=p_ptr.dtype.element_ty)
     for q in range(begin, end):
         e = tl.load(order_ptr + q).to(tl.int64)
         shift = tl.maximum(shift, tl.load(logits_ptr + e * heads + h, mask=mask, other=0.0))
-    total = tl.zeros((BLOCK_H,), dtype=out_ptr.dtype.element_ty)
+    total = tl.zeros((BLOCK_H,), dtype=p_ptr.dtype.element_ty)
     for q in range(begin, end):
         e = tl.load(order_ptr + q).to(tl.int64)
         a = tl.load(logits_ptr + e * heads + h, mask=mask, other=0.0)
@@ -48,7 +50,9 @@ def _softmax_kernel(logits_ptr, weight_ptr, order_ptr, start_ptr, out_ptr, heads
     for q in range(begin, end):
         e = tl.load(order_ptr + q).to(tl.int64)
         a = tl.load(logits_ptr + e * heads + h, mask=mask, other=0.0)
-        tl.store(out_ptr + e * heads + h, tl.exp(a - shift) / total, mask=mask)
+        q_value = tl.exp(a - shift) / total
+        tl.store(q_ptr + e * heads + h, q_value, mask=mask)
+        tl.store(p_ptr + e * heads + h, tl.load(weight_ptr + e) * q_value, mask=mask)
 
 
 @torch.library.custom_op("mlff::segment_sum", mutates_args=())
@@ -80,20 +84,21 @@ def _(src, index):
 
 
 @torch.library.custom_op("mlff::segment_softmax", mutates_args=())
-def segment_softmax(logits: torch.Tensor, weight: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+def segment_softmax(logits: torch.Tensor, weight: torch.Tensor, index: torch.Tensor,
+                    size: int) -> tuple[torch.Tensor, torch.Tensor]:
     logits, weight = logits.contiguous(), weight.contiguous()
-    out = torch.empty_like(logits)
-    if out.numel():
+    p, q = torch.empty_like(logits), torch.empty_like(logits)
+    if p.numel():
         order, start = csr(index, size)
         count_launch("segment_softmax")
-        _softmax_kernel[(size,)](logits, weight, order, start, out, logits.shape[1], torch.finfo(logits.dtype).tiny,
+        _softmax_kernel[(size,)](logits, weight, order, start, p, q, logits.shape[1], torch.finfo(logits.dtype).tiny,
                                  BLOCK_H=triton.next_power_of_2(logits.shape[1]))
-    return out
+    return p, q
 
 
 @segment_softmax.register_fake
 def _(logits, weight, index, size):
-    return torch.empty_like(logits)
+    return torch.empty_like(logits), torch.empty_like(logits)
 
 
 def _save_index(ctx, inputs, output):
@@ -113,15 +118,19 @@ def _gather_backward(ctx, grad):
 
 def _save_softmax(ctx, inputs, output):
     logits, weight, index, size = inputs
-    ctx.save_for_backward(weight, index, output)
+    ctx.save_for_backward(index, *output)
     ctx.size = size
 
 
-def _softmax_backward(ctx, grad):
-    weight, index, q = ctx.saved_tensors
-    u = gather(segment_sum(q * grad, index, ctx.size), index)  # sum over the receiver's edges of q g
-    grad_logits = q * (grad - weight[:, None] * u) if ctx.needs_input_grad[0] else None
-    grad_weight = -(q * u).sum(1) if ctx.needs_input_grad[1] else None
+def _softmax_backward(ctx, grad_p, grad_q):
+    index, p, q = ctx.saved_tensors
+    grad_p = torch.zeros_like(p) if grad_p is None else grad_p
+    both = p * grad_p if grad_q is None else p * grad_p + q * grad_q
+    t = gather(segment_sum(both, index, ctx.size), index)  # summed over the receiver's edges
+    grad_logits = None
+    if ctx.needs_input_grad[0]:
+        grad_logits = p * (grad_p - t) if grad_q is None else p * (grad_p - t) + q * grad_q
+    grad_weight = (q * (grad_p - t)).sum(1) if ctx.needs_input_grad[1] else None
     return grad_logits, grad_weight, None, None
 
 
@@ -131,5 +140,5 @@ segment_softmax.register_autograd(_softmax_backward, setup_context=_save_softmax
 
 
 def enveloped_softmax(logits: torch.Tensor, weight: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    """``w_e q_e``: the enveloped softmax (see :func:`mlff.kernels.enveloped_softmax`)."""
-    return weight[:, None] * segment_softmax(logits, weight, index, size)
+    """The enveloped softmax ``p`` (see :func:`mlff.kernels.enveloped_softmax`)."""
+    return segment_softmax(logits, weight, index, size)[0]

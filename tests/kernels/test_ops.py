@@ -1,0 +1,164 @@
+"""Each Triton op equals the PyTorch reference in forward, backward and double backward.
+
+Run on the CPU through Triton's interpreter (tests/conftest.py), on CUDA where there is one. The
+second-order comparison differentiates ``<first-order gradients, random v>`` with respect to every
+input and to the incoming gradient itself, so every path force training takes is covered.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mlff.kernels import reference
+from mlff.so3.layout import wigner_rows
+from tests.kernels.cases import DEGREES, GRAPHS, frame, graph, grid_matrices, randn
+
+triton_ops = pytest.importorskip("mlff.kernels.triton")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DTYPES = [pytest.param(torch.float64, id="float64"), pytest.param(torch.float32, id="float32")]
+CHANNELS = 3
+
+
+def derivatives(call, tensors):
+    """Output, first-order gradients (for a random incoming gradient g) and second-order gradients."""
+    leaves = [t.to(DEVICE).clone().requires_grad_() for t in tensors]
+    out = call(*leaves)
+    g = randn(*out.shape, dtype=out.dtype, seed=7).to(DEVICE).requires_grad_()
+    first = torch.autograd.grad(out, leaves, g, create_graph=True, allow_unused=True)
+    first = [torch.zeros_like(x) if f is None else f for f, x in zip(first, leaves)]
+    weights = [randn(*x.shape, dtype=x.dtype, seed=11 + i).to(DEVICE) for i, x in enumerate(leaves)]
+    contracted = sum((f * w).sum() for f, w in zip(first, weights))
+    if not contracted.requires_grad:  # nothing depends on the inputs (no edges)
+        return [out, *first]
+    second = torch.autograd.grad(contracted, [*leaves, g], allow_unused=True)
+    second = [torch.zeros_like(x) if s is None else s for s, x in zip(second, [*leaves, g])]
+    return [out, *first, *second]
+
+
+def assert_same(call, tensors):
+    dtype = tensors[0].dtype
+    expected = derivatives(lambda *t: call(reference, *t), tensors)
+    got = derivatives(lambda *t: call(triton_ops, *t), tensors)
+    assert len(got) == len(expected)
+    for name, a, b in zip(["output", "first", "second"] + ["..."] * 10, got, expected):
+        scale = float(b.detach().abs().max()) if b.numel() else 1.0
+        if dtype == torch.float64:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * max(scale, 1.0))
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(scale, 1.0))
+
+
+def _rotation_case(lmax, mmax, graph_name, dtype, full):
+    n, edges = graph(graph_name)
+    rows = wigner_rows(lmax, mmax).num_rows if full else lmax + 1
+    d = frame(edges.shape[1], lmax, mmax, dtype)
+    return n, edges.to(DEVICE), rows, d
+
+
+#: every degree on the general graph in float64; both dtypes, every graph and both row counts at two
+#: degrees (the interpreter runs each program in Python, so the full product would take minutes)
+ROTATION_CASES = [pytest.param(l, m, "graph", torch.float64, True, id=f"L{l}-M{m}") for l, m in DEGREES] + [
+    pytest.param(l, m, g, dtype, full, id=f"L{l}-M{m}-{g}-{str(dtype)[6:]}-{'all' if full else 'm0'}-rows")
+    for l, m in [(2, 1), (4, 2)] for g in GRAPHS for dtype in (torch.float64, torch.float32) for full in (True, False)
+    if (g, dtype, full) != ("graph", torch.float64, True)
+]
+
+
+@pytest.mark.parametrize("lmax,mmax,graph_name,dtype,full", ROTATION_CASES)
+def test_rotate(lmax, mmax, graph_name, dtype, full):
+    n, edges, rows, d = _rotation_case(lmax, mmax, graph_name, dtype, full)
+    x = randn(n, (lmax + 1) ** 2, CHANNELS, dtype=dtype)
+    assert_same(lambda impl, d, x: impl.rotate(d, x, edges, lmax, mmax, rows), [d, x])
+
+
+@pytest.mark.parametrize("lmax,mmax,graph_name,dtype,full", ROTATION_CASES)
+def test_rotate_back(lmax, mmax, graph_name, dtype, full):
+    n, edges, rows, d = _rotation_case(lmax, mmax, graph_name, dtype, full)
+    y = randn(edges.shape[1], rows, 2 * CHANNELS, dtype=dtype)
+    assert_same(lambda impl, d, y: impl.rotate_back(d, y, edges, n, lmax, mmax), [d, y])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("graph_name", list(GRAPHS))
+def test_segment_sum(graph_name, dtype):
+    n, edges = graph(graph_name)
+    src = randn(edges.shape[1], 3, 5, dtype=dtype)
+    receivers = edges[1].to(DEVICE)
+    assert_same(lambda impl, src: impl.segment_sum(src, receivers, n), [src])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("graph_name", list(GRAPHS))
+def test_enveloped_softmax(graph_name, dtype):
+    n, edges = graph(graph_name)
+    logits = 3 * randn(edges.shape[1], 3, dtype=dtype)
+    weight = randn(edges.shape[1], dtype=dtype, seed=3).abs().clamp(0.05, 1.0)
+    receivers = edges[1].to(DEVICE)
+    assert_same(lambda impl, a, w: impl.enveloped_softmax(a, w, receivers, n), [logits, weight])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("lmax,mmax", [(1, 1), (2, 1), (4, 2), (6, 3)])
+@pytest.mark.parametrize("rows", [0, 1, 5])
+def test_grid_silu(lmax, mmax, rows, dtype):
+    to_grid, from_grid = (m.to(DEVICE) for m in grid_matrices(lmax, mmax, dtype))
+    x = randn(rows, to_grid.shape[1], CHANNELS, dtype=dtype)
+    assert_same(lambda impl, x: impl.grid_silu(x, to_grid, from_grid), [x])
+
+
+# ----------------------------------------------------------------------------- torch.library checks
+def _op_args():
+    """(name, op, args) for every Triton op on tiny float64 inputs with gradients on the floats.
+
+    Numerical (grad)gradchecks perturb every input element and the interpreter runs each launch in
+    Python, so these are the smallest inputs that still have a receiver with two edges and lmax 1.
+    """
+    n, edges = 3, torch.tensor([[0, 1, 2], [1, 0, 0]], device=DEVICE)
+    lmax, mmax = 1, 1
+    rows = wigner_rows(lmax, mmax).num_rows
+    f64 = dict(dtype=torch.float64)
+
+    def leaf(t):
+        return t.to(DEVICE).requires_grad_()
+
+    d, x = leaf(frame(3, lmax, mmax, torch.float64)), leaf(randn(n, 4, 1, **f64))
+    y = leaf(randn(3, rows, 2, **f64))
+    to_grid, from_grid = (m.to(DEVICE) for m in grid_matrices(lmax, mmax, torch.float64))
+    ops = torch.ops.mlff
+    return [
+        ("rotate", ops.rotate.default, (d, x, edges, lmax, mmax, rows)),
+        ("rotate-m0", ops.rotate.default, (d, x, edges, lmax, mmax, lmax + 1)),
+        ("rotate_back", ops.rotate_back.default, (d, y, edges, n, lmax, mmax)),
+        ("rotation_grad", ops.rotation_grad.default, (y, x, edges, lmax, mmax)),
+        ("segment_sum", ops.segment_sum.default, (leaf(randn(3, 2, **f64)), edges[1], n)),
+        ("gather", ops.gather.default, (leaf(randn(n, 2, **f64)), edges[0])),
+        ("segment_softmax", ops.segment_softmax.default,
+         (leaf(randn(3, 2, **f64)), leaf(randn(3, **f64).abs() + 0.1), edges[1], n)),
+        ("grid_silu", ops.grid_silu.default, (leaf(randn(2, to_grid.shape[1], 1, **f64)), to_grid, from_grid)),
+    ]
+
+
+OPS = _op_args()
+
+
+@pytest.mark.parametrize("name,op,args", OPS, ids=[o[0] for o in OPS])
+def test_gradcheck_and_gradgradcheck(name, op, args):
+    differentiable = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
+
+    def call(*tensors):
+        full = list(args)
+        for i, t in zip(differentiable, tensors):
+            full[i] = t
+        return op(*full)
+
+    inputs = tuple(args[i] for i in differentiable)
+    # fast mode checks random projections v^T J u of the Jacobian (and of the backward's Jacobian)
+    # instead of every column: a handful of launches instead of hundreds under the interpreter
+    assert torch.autograd.gradcheck(call, inputs, fast_mode=True)
+    assert torch.autograd.gradgradcheck(call, inputs, fast_mode=True)
+
+
+@pytest.mark.parametrize("name,op,args", OPS, ids=[o[0] for o in OPS])
+def test_opcheck(name, op, args):
+    torch.library.opcheck(op, args)
