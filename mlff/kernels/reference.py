@@ -1,50 +1,46 @@
 """The PyTorch reference of every hot op: plain differentiable torch, the oracle for the kernels.
 
 Signatures are those of :mod:`mlff.kernels` (the dispatch point); see there for what each op means.
-The rotations work on the block-sparse Wigner-D layout of :class:`mlff.so3.layout.WignerRows`: one
-small batched matmul per degree instead of one dense ``[K_mmax, (lmax+1)^2]`` product per edge.
+The rotations take the block-sparse Wigner-D of :class:`mlff.so3.layout.WignerRows` (that is what
+the edge frame computes) and multiply with the dense rows rebuilt from it: one batched matmul per
+call, whose output is already m-major. One small matmul per degree does 2-4x fewer flops but then
+needs its rows permuted to m-major, and on the CPU that copy costs more than the flops saved
+(``mlff bench kernels``: 2496 edges, 31m shapes, one thread: dense 28.7 ms; per-degree 13.8 ms + the
+permutation 24 ms). The Triton kernels use the blocks directly and write each row in place.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
 from mlff.so3.layout import wigner_rows
 
 
-def _degree_blocks(d: torch.Tensor, lmax: int, mmax: int, rows: int):
-    """Yield ``(l, D_l [E, kept, 2l+1])``: the stored rows of degree l among the first ``rows``."""
-    layout = wigner_rows(lmax, mmax)
-    for l, count in enumerate(layout.kept(rows)):
-        _, start = layout.degree_start(l)
-        yield l, d[:, start : start + count * (2 * l + 1)].view(-1, count, 2 * l + 1)
+@functools.lru_cache(maxsize=None)
+def _dense_targets(lmax: int, mmax: int, device: torch.device) -> torch.Tensor:
+    """For each stored entry, its flat place ``position * (lmax+1)^2 + column`` in the dense rows."""
+    layout, k = wigner_rows(lmax, mmax), (lmax + 1) ** 2
+    targets = [p * k + l * l + j for l, p in zip(layout.degree, layout.position) for j in range(2 * l + 1)]
+    return torch.tensor(targets, device=device)
 
 
-def _check_rows(lmax: int, mmax: int, rows: int) -> None:
-    total = wigner_rows(lmax, mmax).num_rows
-    if not lmax + 1 <= rows <= total:
-        raise ValueError(f"rows must be between lmax + 1 = {lmax + 1} (the m = 0 rows) and {total}, got {rows}")
+def dense_rows(d: torch.Tensor, lmax: int, mmax: int, rows: int) -> torch.Tensor:
+    """The first ``rows`` m-major rows of the dense Wigner-D, ``[E, rows, (lmax+1)^2]``, from the blocks."""
+    layout, k = wigner_rows(lmax, mmax), (lmax + 1) ** 2
+    if not lmax + 1 <= rows <= layout.num_rows:
+        raise ValueError(f"rows must be between lmax + 1 = {lmax + 1} (the m = 0 rows) and {layout.num_rows}, got {rows}")
+    dense = d.new_zeros(d.shape[0], layout.num_rows * k).index_copy(1, _dense_targets(lmax, mmax, d.device), d)
+    return dense.view(-1, layout.num_rows, k)[:, :rows]
 
 
 def rotate(d, x, index, lmax: int, mmax: int, rows: int) -> torch.Tensor:
-    _check_rows(lmax, mmax, rows)
-    gathered = torch.cat([x[i] for i in index], dim=-1)  # [E, (lmax+1)^2, S*C]
-    parts = [torch.bmm(dl, gathered[:, l * l : (l + 1) ** 2]) for l, dl in _degree_blocks(d, lmax, mmax, rows)]
-    stored = torch.cat(parts, dim=1)  # rows in stored order
-    order = torch.tensor(wigner_rows(lmax, mmax).stored_order(rows), device=x.device)
-    return stored.new_empty(stored.shape).index_copy_(1, order, stored)
+    return torch.bmm(dense_rows(d, lmax, mmax, rows), torch.cat([x[i] for i in index], dim=-1))
 
 
 def rotate_back(d, y, index, num_nodes: int, lmax: int, mmax: int) -> torch.Tensor:
-    rows = y.shape[1]
-    _check_rows(lmax, mmax, rows)
-    order = torch.tensor(wigner_rows(lmax, mmax).stored_order(rows), device=y.device)
-    stored = y.index_select(1, order)
-    parts, start = [], 0
-    for l, dl in _degree_blocks(d, lmax, mmax, rows):
-        parts.append(torch.bmm(dl.transpose(1, 2), stored[:, start : start + dl.shape[1]]))
-        start += dl.shape[1]
-    per_edge = torch.cat(parts, dim=1)  # [E, (lmax+1)^2, S*C]
+    per_edge = torch.bmm(dense_rows(d, lmax, mmax, y.shape[1]).transpose(1, 2), y)  # [E, (lmax+1)^2, S*C]
     channels = per_edge.shape[2] // index.shape[0]
     out = per_edge.new_zeros(num_nodes, per_edge.shape[1], channels)
     for s, i in enumerate(index):

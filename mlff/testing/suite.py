@@ -11,13 +11,15 @@
             return MyNetwork(species=species, cutoff=cutoff)
 
 pytest then runs every check of :mod:`mlff.testing.checks` on that model for each device this
-machine has (CPU, and CUDA where present) and each kernel backend available there, in float64,
+machine has (CPU, and CUDA where present) and each kernel backend available there (Triton on the
+CPU through its interpreter only with ``MLFF_SUITE_INTERPRETED=1``: it is very slow), in float64,
 and the symmetry checks in float32 as well. Needs pytest (``pip install mlff[test]``).
 """
 
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
@@ -27,7 +29,16 @@ from mlff.testing import checks
 from mlff.testing.runner import Tolerances, available_devices, perturbed_model
 from mlff.testing.structures import SYSTEMS
 
-_PLACEMENTS = [(device, backend) for device in available_devices() for backend in available_backends(device)]
+
+
+def _suite_backends(device: str) -> list[str]:
+    """Kernel backends the suite runs on ``device``: all available, except Triton interpreted on the CPU
+    (one energy + forces evaluation takes about a minute there) unless ``MLFF_SUITE_INTERPRETED=1``."""
+    interpreted_ok = os.environ.get("MLFF_SUITE_INTERPRETED") == "1"
+    return [b for b in available_backends(device) if device != "cpu" or b == "torch" or interpreted_ok]
+
+
+_PLACEMENTS = [(device, backend) for device in available_devices() for backend in _suite_backends(device)]
 _DTYPES = [pytest.param(torch.float64, id="float64"), pytest.param(torch.float32, id="float32")]
 
 

@@ -34,87 +34,106 @@ def _rows_table(lmax: int, mmax: int, device: torch.device) -> torch.Tensor:
     return torch.tensor(table, dtype=torch.int32, device=device)
 
 
-def _blocks(k: int, c: int) -> tuple[int, int]:
-    return triton.next_power_of_2(k), min(64, triton.next_power_of_2(max(c, 1)))
+def _blocks(k: int, c: int, rows: int) -> tuple[int, int, int]:
+    # tl.dot needs every dimension >= 16
+    return (max(16, triton.next_power_of_2(k)), max(16, min(64, triton.next_power_of_2(max(c, 1)))),
+            max(16, triton.next_power_of_2(rows)))
+
+
+@triton.jit
+def _matmul(a, b, USE_DOT: tl.constexpr):
+    """``a @ b`` for register tiles: ``tl.dot`` (IEEE float32), or broadcast-and-sum for float64."""
+    if USE_DOT:
+        out = tl.dot(a, b, input_precision="ieee")
+    else:
+        out = tl.sum(a[:, :, None] * b[None, :, :], axis=1)
+    return out
+
+
+@triton.jit
+def _row_tile(table_ptr, d_ptr, e, nnz, num_rows, rows_used, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Edge e's Wigner-D rows as a dense ``[BLOCK_R, BLOCK_K]`` tile (zero outside each row's degree),
+    the rows' m-major positions, and which rows are among the first ``rows_used``."""
+    r = tl.arange(0, BLOCK_R)
+    k = tl.arange(0, BLOCK_K)
+    valid = r < num_rows
+    position = tl.load(table_ptr + r, mask=valid, other=0)
+    first = tl.load(table_ptr + num_rows + r, mask=valid, other=0)
+    width = tl.load(table_ptr + 2 * num_rows + r, mask=valid, other=0)
+    offset = tl.load(table_ptr + 3 * num_rows + r, mask=valid, other=0)
+    used = valid & (position < rows_used)
+    in_row = used[:, None] & (k[None, :] >= first[:, None]) & (k[None, :] < first[:, None] + width[:, None])
+    entry = e * nnz + offset[:, None] + k[None, :] - first[:, None]
+    d = tl.load(d_ptr + entry, mask=in_row, other=0.0)
+    return d, position, used, in_row, entry
 
 
 @triton.jit
 def _rotate_kernel(d_ptr, x_ptr, index_ptr, y_ptr, table_ptr, num_edges, channels, coeffs, nnz, num_rows,
-                   rows_out, width_out, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr):
+                   rows_out, width_out, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr,
+                   USE_DOT: tl.constexpr):
     e = tl.program_id(0).to(tl.int64)
     s = tl.program_id(1).to(tl.int64)
     c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
     k = tl.arange(0, BLOCK_K)
     c_mask = c < channels
+    d, position, used, _, _ = _row_tile(table_ptr, d_ptr, e, nnz, num_rows, rows_out, BLOCK_R, BLOCK_K)
     node = tl.load(index_ptr + s * num_edges + e).to(tl.int64)
     x = tl.load(x_ptr + node * coeffs * channels + k[:, None] * channels + c[None, :],
                 mask=(k[:, None] < coeffs) & c_mask[None, :], other=0.0)
-    for i in range(num_rows):
-        position = tl.load(table_ptr + i)
-        if position < rows_out:
-            first = tl.load(table_ptr + num_rows + i)
-            width = tl.load(table_ptr + 2 * num_rows + i)
-            offset = tl.load(table_ptr + 3 * num_rows + i)
-            in_row = (k >= first) & (k < first + width)
-            d = tl.load(d_ptr + e * nnz + offset + k - first, mask=in_row, other=0.0)
-            y = tl.sum(d[:, None] * x, axis=0)
-            tl.store(y_ptr + e * rows_out * width_out + position * width_out + s * channels + c, y, mask=c_mask)
+    y = _matmul(d, x, USE_DOT)
+    tl.store(y_ptr + e * rows_out * width_out + position[:, None] * width_out + s * channels + c[None, :], y,
+             mask=used[:, None] & c_mask[None, :])
 
 
 @triton.jit
 def _rotate_back_kernel(d_ptr, y_ptr, order_ptr, start_ptr, x_ptr, table_ptr, num_edges, channels, coeffs, nnz,
-                        num_rows, rows_in, width_in, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr):
+                        num_rows, rows_in, width_in, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr,
+                        BLOCK_C: tl.constexpr, USE_DOT: tl.constexpr):
     n = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     k = tl.arange(0, BLOCK_K)
     c_mask = c < channels
     acc = tl.zeros((BLOCK_K, BLOCK_C), dtype=x_ptr.dtype.element_ty)
-    begin = tl.load(start_ptr + n)
-    end = tl.load(start_ptr + n + 1)
-    for q in range(begin, end):
+    for q in range(tl.load(start_ptr + n), tl.load(start_ptr + n + 1)):
         pair = tl.load(order_ptr + q).to(tl.int64)  # s * E + e
         s = pair // num_edges
         e = pair - s * num_edges
-        for i in range(num_rows):
-            position = tl.load(table_ptr + i)
-            if position < rows_in:
-                first = tl.load(table_ptr + num_rows + i)
-                width = tl.load(table_ptr + 2 * num_rows + i)
-                offset = tl.load(table_ptr + 3 * num_rows + i)
-                in_row = (k >= first) & (k < first + width)
-                d = tl.load(d_ptr + e * nnz + offset + k - first, mask=in_row, other=0.0)
-                y = tl.load(y_ptr + e * rows_in * width_in + position * width_in + s * channels + c,
-                            mask=c_mask, other=0.0)
-                acc += d[:, None] * y[None, :]
+        d, position, used, _, _ = _row_tile(table_ptr, d_ptr, e, nnz, num_rows, rows_in, BLOCK_R, BLOCK_K)
+        y = tl.load(y_ptr + e * rows_in * width_in + position[:, None] * width_in + s * channels + c[None, :],
+                    mask=used[:, None] & c_mask[None, :], other=0.0)
+        acc += _matmul(tl.trans(d), y, USE_DOT)
     tl.store(x_ptr + n * coeffs * channels + k[:, None] * channels + c[None, :], acc,
              mask=(k[:, None] < coeffs) & c_mask[None, :])
 
 
 @triton.jit
 def _rotation_grad_kernel(g_ptr, x_ptr, index_ptr, out_ptr, table_ptr, num_edges, num_sets, channels, coeffs, nnz,
-                          num_rows, rows_in, width_in, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr):
+                          num_rows, rows_in, width_in, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr,
+                          BLOCK_C: tl.constexpr, USE_DOT: tl.constexpr):
     e = tl.program_id(0).to(tl.int64)
     k = tl.arange(0, BLOCK_K)
     cc = tl.arange(0, BLOCK_C)
-    for i in range(num_rows):
-        position = tl.load(table_ptr + i)
-        first = tl.load(table_ptr + num_rows + i)
-        width = tl.load(table_ptr + 2 * num_rows + i)
-        offset = tl.load(table_ptr + 3 * num_rows + i)
-        in_row = (k >= first) & (k < first + width)
-        acc = tl.zeros((BLOCK_K,), dtype=out_ptr.dtype.element_ty)
-        if position < rows_in:
-            for s in range(num_sets):
-                node = tl.load(index_ptr + s * num_edges + e).to(tl.int64)
-                for c0 in range(0, channels, BLOCK_C):
-                    c = c0 + cc
-                    c_mask = c < channels
-                    x = tl.load(x_ptr + node * coeffs * channels + k[:, None] * channels + c[None, :],
-                                mask=in_row[:, None] & c_mask[None, :], other=0.0)
-                    g = tl.load(g_ptr + e * rows_in * width_in + position * width_in + s * channels + c,
-                                mask=c_mask, other=0.0)
-                    acc += tl.sum(x * g[None, :], axis=1)
-        tl.store(out_ptr + e * nnz + offset + k - first, acc, mask=in_row)
+    _, position, used, _, _ = _row_tile(table_ptr, out_ptr, e, nnz, num_rows, rows_in, BLOCK_R, BLOCK_K)
+    acc = tl.zeros((BLOCK_R, BLOCK_K), dtype=out_ptr.dtype.element_ty)
+    for s in range(num_sets):
+        node = tl.load(index_ptr + s * num_edges + e).to(tl.int64)
+        for c0 in range(0, channels, BLOCK_C):
+            c = c0 + cc
+            c_mask = c < channels
+            x = tl.load(x_ptr + node * coeffs * channels + k[:, None] * channels + c[None, :],
+                        mask=(k[:, None] < coeffs) & c_mask[None, :], other=0.0)
+            g = tl.load(g_ptr + e * rows_in * width_in + position[:, None] * width_in + s * channels + c[None, :],
+                        mask=used[:, None] & c_mask[None, :], other=0.0)
+            acc += _matmul(g, tl.trans(x), USE_DOT)
+    # every stored entry is written: rows beyond rows_in get zeros
+    _, _, _, in_row, entry = _row_tile(table_ptr, out_ptr, e, nnz, num_rows, num_rows, BLOCK_R, BLOCK_K)
+    tl.store(out_ptr + entry, acc, mask=in_row)
+
+
+def _use_dot(t: torch.Tensor) -> bool:
+    """``tl.dot`` for float32 (and half types); float64 tiles multiply by broadcast-and-sum."""
+    return t.dtype != torch.float64
 
 
 def _check(lmax: int, mmax: int, rows: int, d_width: int | None = None) -> int:
@@ -134,11 +153,12 @@ def rotate(d: torch.Tensor, x: torch.Tensor, index: torch.Tensor, lmax: int, mma
     coeffs, channels = x.shape[1], x.shape[2]
     y = x.new_empty(num_edges, rows, num_sets * channels)
     if y.numel():
-        block_k, block_c = _blocks(coeffs, channels)
+        block_k, block_c, block_r = _blocks(coeffs, channels, num_rows)
         grid = (num_edges, num_sets, triton.cdiv(channels, block_c))
         count_launch("rotate")
         _rotate_kernel[grid](d, x, index, y, _rows_table(lmax, mmax, x.device), num_edges, channels, coeffs,
-                             d.shape[1], num_rows, rows, num_sets * channels, BLOCK_K=block_k, BLOCK_C=block_c)
+                             d.shape[1], num_rows, rows, num_sets * channels, BLOCK_R=block_r, BLOCK_K=block_k,
+                             BLOCK_C=block_c, USE_DOT=_use_dot(x))
     return y
 
 
@@ -157,11 +177,12 @@ def rotate_back(d: torch.Tensor, y: torch.Tensor, index: torch.Tensor, num_nodes
     x = y.new_zeros(num_nodes, coeffs, channels)
     if x.numel() and num_edges:
         order, start = csr(index.flatten(), num_nodes)
-        block_k, block_c = _blocks(coeffs, channels)
+        block_k, block_c, block_r = _blocks(coeffs, channels, num_rows)
         count_launch("rotate_back")
         _rotate_back_kernel[(num_nodes, triton.cdiv(channels, block_c))](
             d, y, order, start, x, _rows_table(lmax, mmax, y.device), num_edges, channels, coeffs, d.shape[1],
-            num_rows, y.shape[1], y.shape[2], BLOCK_K=block_k, BLOCK_C=block_c)
+            num_rows, y.shape[1], y.shape[2], BLOCK_R=block_r, BLOCK_K=block_k, BLOCK_C=block_c,
+            USE_DOT=_use_dot(y))
     return x
 
 
@@ -178,11 +199,12 @@ def rotation_grad(g: torch.Tensor, x: torch.Tensor, index: torch.Tensor, lmax: i
     nnz = wigner_rows(lmax, mmax).nnz
     out = g.new_empty(num_edges, nnz)
     if out.numel():
-        block_k, block_c = _blocks(x.shape[1], x.shape[2])
+        block_k, block_c, block_r = _blocks(x.shape[1], x.shape[2], num_rows)
         count_launch("rotation_grad")
         _rotation_grad_kernel[(num_edges,)](
             g, x, index, out, _rows_table(lmax, mmax, x.device), num_edges, num_sets, x.shape[2], x.shape[1], nnz,
-            num_rows, g.shape[1], g.shape[2], BLOCK_K=block_k, BLOCK_C=block_c)
+            num_rows, g.shape[1], g.shape[2], BLOCK_R=block_r, BLOCK_K=block_k, BLOCK_C=block_c,
+            USE_DOT=_use_dot(g))
     return out
 
 
