@@ -20,7 +20,8 @@ themselves differentiable, so forces can be trained on):
 * :func:`rotate_back`: rotate edge-frame features back and sum them into nodes (deterministically);
 * :func:`segment_sum`: sum edge rows into their receivers (deterministically);
 * :func:`enveloped_softmax`: the attention's softmax over each receiver's edges, weighted by the envelope;
-* :func:`grid_silu`: coefficients -> sphere grid -> SiLU -> coefficients.
+* :func:`grid_silu`: coefficients -> sphere grid -> SiLU -> coefficients;
+* :func:`spherical_harmonics`: real spherical harmonics of unit vectors (any lmax).
 
 No layer knows which implementation ran.
 """
@@ -137,3 +138,9 @@ def enveloped_softmax(logits: torch.Tensor, weight: torch.Tensor, index: torch.T
 def grid_silu(x: torch.Tensor, to_grid: torch.Tensor, from_grid: torch.Tensor) -> torch.Tensor:
     """``from_grid @ silu(to_grid @ x)`` for ``x`` ``[..., K, C]``, grid matrices ``[G, K]`` and ``[K, G]``."""
     return _implementation(x.device).grid_silu(x, to_grid, from_grid)
+
+
+def spherical_harmonics(lmax: int, unit_vectors: torch.Tensor) -> torch.Tensor:
+    """``Y_lm`` of unit vectors ``[M, 3]`` for l = 0..lmax, ``[M, (lmax+1)^2]`` (:mod:`mlff.so3.spherical_harmonics`'s
+    convention; the vectors must already have length 1)."""
+    return _implementation(unit_vectors.device).spherical_harmonics(unit_vectors, lmax)

@@ -16,6 +16,7 @@ import functools
 import torch
 
 from mlff.so3.layout import wigner_rows
+from mlff.so3.spherical_harmonics import spherical_harmonics as _harmonics
 
 
 @functools.lru_cache(maxsize=None)
@@ -44,12 +45,12 @@ def rotate_back(d, y, index, num_nodes: int, lmax: int, mmax: int) -> torch.Tens
     channels = per_edge.shape[2] // index.shape[0]
     out = per_edge.new_zeros(num_nodes, per_edge.shape[1], channels)
     for s, i in enumerate(index):
-        out = out.index_add(0, i, per_edge[..., s * channels : (s + 1) * channels])
+        out.index_add_(0, i, per_edge[..., s * channels : (s + 1) * channels])
     return out
 
 
 def segment_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    return src.new_zeros((size, *src.shape[1:])).index_add(0, index, src)
+    return src.new_zeros((size, *src.shape[1:])).index_add_(0, index, src)
 
 
 def enveloped_softmax(logits, weight, index, size: int) -> torch.Tensor:
@@ -62,3 +63,7 @@ def enveloped_softmax(logits, weight, index, size: int) -> torch.Tensor:
 
 def grid_silu(x, to_grid, from_grid) -> torch.Tensor:
     return torch.matmul(from_grid, torch.nn.functional.silu(torch.matmul(to_grid, x)))
+
+
+def spherical_harmonics(u, lmax: int) -> torch.Tensor:
+    return _harmonics(lmax, u, normalize=False)

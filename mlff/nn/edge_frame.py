@@ -44,4 +44,4 @@ class EdgeFrame(nn.Module):
 
     def forward(self, vectors: torch.Tensor) -> Frame:
         """Edge vectors ``[E, 3]`` -> their :class:`Frame` (differentiable in the vectors)."""
-        return Frame(self.wigner(edge_rotation(vectors)), self.lmax, self.mmax)
+        return Frame(self.wigner(edge_rotation(vectors), kernels.spherical_harmonics), self.lmax, self.mmax)

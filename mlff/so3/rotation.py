@@ -125,11 +125,19 @@ class WignerBlocks(torch.nn.Module):
         for l, inverse in enumerate(inverses):
             self.register_buffer(f"inverse{l}", inverse, persistent=False)
 
-    def forward(self, rotation: torch.Tensor) -> torch.Tensor:
-        """``rotation`` ``[E, 3, 3]`` -> ``D`` ``[E, nnz]`` (block-sparse, stored order)."""
+    def forward(self, rotation: torch.Tensor, harmonics=None) -> torch.Tensor:
+        """``rotation`` ``[E, 3, 3]`` -> ``D`` ``[E, nnz]`` (block-sparse, stored order).
+
+        ``harmonics(lmax, unit_vectors [M, 3]) -> [M, (lmax+1)^2]`` evaluates the harmonics (default:
+        :func:`mlff.so3.spherical_harmonics.spherical_harmonics`; the edge frame passes the kernel op).
+        """
         dtype = rotation.dtype
         rotated = torch.einsum("eij,kj->eki", rotation, self.points.to(dtype))  # [E, P, 3]
-        sh = spherical_harmonics(self.lmax, rotated, normalize=False)[..., self.row_lm]  # [E, P, rows]
+        if harmonics is None:
+            sh = spherical_harmonics(self.lmax, rotated, normalize=False)
+        else:
+            sh = harmonics(self.lmax, rotated.reshape(-1, 3)).view(*rotated.shape[:2], (self.lmax + 1) ** 2)
+        sh = sh[..., self.row_lm]  # [E, P, rows]
         blocks, start = [], 0
         for l, count in enumerate(self.layout.kept(self.layout.num_rows)):
             inverse = getattr(self, f"inverse{l}").to(dtype)

@@ -68,7 +68,7 @@ def test_triton_model_equals_the_reference(model):
     expected, expected_grads = evaluate(model, batch, "torch")
     triton_ops.reset_launches()
     got, got_grads = evaluate(model, batch, "triton")
-    ran = {"rotate", "rotate_back", "rotation_grad", "segment_sum"} | EXTRA_OPS[type(model.network).__name__]
+    ran = {"spherical_harmonics", "rotate", "rotate_back", "rotation_grad", "segment_sum"} | EXTRA_OPS[type(model.network).__name__]
     assert ran <= set(triton_ops.LAUNCHES), f"Triton ops that did not run: {ran - set(triton_ops.LAUNCHES)}"
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], rtol=1e-10, atol=1e-10, equal_nan=True)  # molecule: NaN stress

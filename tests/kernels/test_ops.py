@@ -107,6 +107,25 @@ def test_grid_silu(lmax, mmax, rows, dtype):
     assert_same(lambda impl, x: impl.grid_silu(x, to_grid, from_grid), [x])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("lmax", [1, 2, 4, 6, 10])
+@pytest.mark.parametrize("count", [0, 1, 37])
+def test_spherical_harmonics(lmax, count, dtype):
+    if count == 37:  # the poles and the axes among the points
+        u = torch.cat([torch.eye(3), -torch.eye(3), randn(31, 3, dtype=torch.float64)]).to(dtype)
+    else:
+        u = randn(count, 3, dtype=dtype)
+    u = torch.nn.functional.normalize(u, dim=-1)
+    assert_same(lambda impl, u: impl.spherical_harmonics(u, lmax), [u])
+
+
+def test_spherical_harmonics_of_degree_zero_are_constant():
+    u = torch.nn.functional.normalize(randn(5, 3, dtype=torch.float64), dim=-1).to(DEVICE).requires_grad_()
+    y = triton_ops.spherical_harmonics(u, 0)
+    assert torch.equal(y.detach(), torch.ones_like(y))
+    assert torch.equal(torch.autograd.grad(y.sum(), u)[0], torch.zeros_like(u))
+
+
 # ----------------------------------------------------------------------------- torch.library checks
 def _op_args():
     """(name, op, args) for every Triton op on tiny float64 inputs with gradients on the floats.
@@ -125,6 +144,7 @@ def _op_args():
     d, x = leaf(frame(3, lmax, mmax, torch.float64)), leaf(randn(n, 4, 1, **f64))
     y = leaf(randn(3, rows, 2, **f64))
     to_grid, from_grid = (m.to(DEVICE) for m in grid_matrices(lmax, mmax, torch.float64))
+    unit = torch.nn.functional.normalize(randn(3, 3, **f64), dim=-1)
     ops = torch.ops.mlff
     return [
         ("rotate", ops.rotate.default, (d, x, edges, lmax, mmax, rows)),
@@ -135,6 +155,9 @@ def _op_args():
         ("gather", ops.gather.default, (leaf(randn(n, 2, **f64)), edges[0])),
         ("segment_softmax", ops.segment_softmax.default,
          (leaf(randn(3, 2, **f64)), leaf(randn(3, **f64).abs() + 0.1), edges[1], n)),
+        ("spherical_harmonics", ops.spherical_harmonics.default, (leaf(unit), 3)),
+        ("spherical_harmonics_vjp", ops.spherical_harmonics_vjp.default, (leaf(unit), leaf(randn(3, 16, **f64)), 3)),
+        ("spherical_harmonics_jvp", ops.spherical_harmonics_jvp.default, (leaf(unit), leaf(randn(3, 3, **f64)), 3)),
         ("grid_silu", ops.grid_silu.default, (leaf(randn(2, to_grid.shape[1], 1, **f64)), to_grid, from_grid)),
     ]
 
