@@ -59,9 +59,9 @@ class WignerRows:
     ``sum_rows (2l + 1)`` entries are stored, flat, per edge (``nnz``; 115 of 475 for lmax 4, mmax 2).
 
     Stored rows are grouped by degree (``l = 0..lmax``) and, within a degree, in m-major order, so
-    the rows of one degree are one contiguous ``[count, 2l+1]`` block of the flat storage and the
-    first ``n`` m-major rows are a prefix of every degree's block. ``position[i]`` is stored row
-    i's place in the m-major layout, ``offset[i]`` where its ``2l+1`` entries start.
+    the rows of one degree are one contiguous ``[count, 2l+1]`` block of the flat storage.
+    ``position[i]`` is stored row i's place in the m-major layout, ``offset[i]`` where its ``2l+1``
+    entries start.
     """
 
     def __init__(self, lmax: int, mmax: int):
@@ -80,18 +80,9 @@ class WignerRows:
         self.nnz = offset
         self.num_rows = len(self.degree)
 
-    def kept(self, rows: int) -> list[int]:
-        """Per degree, how many of its stored rows lie among the first ``rows`` m-major rows."""
-        return [sum(1 for d, p in zip(self.degree, self.position) if d == l and p < rows) for l in range(self.lmax + 1)]
-
-    def degree_start(self, l: int) -> tuple[int, int]:
-        """(first stored row, first flat entry) of degree ``l``."""
-        row = self.degree.index(l)
-        return row, self.offset[row]
-
-    def stored_order(self, rows: int) -> list[int]:
-        """m-major positions of the stored rows among the first ``rows``, in stored order."""
-        return [p for p in self.position if p < rows]
+    def count(self, l: int) -> int:
+        """How many rows of degree ``l`` are stored (``2 min(l, mmax) + 1``)."""
+        return self.degree.count(l)
 
 
 @functools.lru_cache(maxsize=None)

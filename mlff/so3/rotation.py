@@ -139,7 +139,8 @@ class WignerBlocks(torch.nn.Module):
             sh = harmonics(self.lmax, rotated.reshape(-1, 3)).view(*rotated.shape[:2], (self.lmax + 1) ** 2)
         sh = sh[..., self.row_lm]  # [E, P, rows]
         blocks, start = [], 0
-        for l, count in enumerate(self.layout.kept(self.layout.num_rows)):
+        for l in range(self.lmax + 1):
+            count = self.layout.count(l)
             inverse = getattr(self, f"inverse{l}").to(dtype)
             blocks.append(torch.einsum("ekr,kj->erj", sh[..., start : start + count], inverse).flatten(1))
             start += count

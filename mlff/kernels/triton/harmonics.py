@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -127,7 +128,7 @@ def _kernel(lmax: int):
     path = directory / f"spherical_harmonics_l{lmax}.py"
     source = _source(lmax)
     if not path.exists() or path.read_text() != source:
-        tmp = path.with_suffix(f".{id(source)}.tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # written whole, then renamed: readers never see half
         tmp.write_text(source)
         tmp.replace(path)
     name = f"mlff_triton_spherical_harmonics_l{lmax}"

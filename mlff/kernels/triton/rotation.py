@@ -51,9 +51,11 @@ def _matmul(a, b, USE_DOT: tl.constexpr):
 
 
 @triton.jit
-def _row_tile(table_ptr, d_ptr, e, nnz, num_rows, rows_used, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr):
-    """Edge e's Wigner-D rows as a dense ``[BLOCK_R, BLOCK_K]`` tile (zero outside each row's degree),
-    the rows' m-major positions, and which rows are among the first ``rows_used``."""
+def _row_tile(table_ptr, d_ptr, e, nnz, num_rows, rows_used, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr,
+              LOAD: tl.constexpr):
+    """Edge e's Wigner-D rows as a dense ``[BLOCK_R, BLOCK_K]`` tile (zero outside each row's degree;
+    not loaded unless ``LOAD``), the rows' m-major positions, which rows are among the first
+    ``rows_used``, which tile entries are stored, and where."""
     r = tl.arange(0, BLOCK_R)
     k = tl.arange(0, BLOCK_K)
     valid = r < num_rows
@@ -64,7 +66,7 @@ def _row_tile(table_ptr, d_ptr, e, nnz, num_rows, rows_used, BLOCK_R: tl.constex
     used = valid & (position < rows_used)
     in_row = used[:, None] & (k[None, :] >= first[:, None]) & (k[None, :] < first[:, None] + width[:, None])
     entry = e * nnz + offset[:, None] + k[None, :] - first[:, None]
-    d = tl.load(d_ptr + entry, mask=in_row, other=0.0)
+    d = tl.load(d_ptr + entry, mask=in_row, other=0.0) if LOAD else None
     return d, position, used, in_row, entry
 
 
@@ -77,7 +79,7 @@ def _rotate_kernel(d_ptr, x_ptr, index_ptr, y_ptr, table_ptr, num_edges, channel
     c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
     k = tl.arange(0, BLOCK_K)
     c_mask = c < channels
-    d, position, used, _, _ = _row_tile(table_ptr, d_ptr, e, nnz, num_rows, rows_out, BLOCK_R, BLOCK_K)
+    d, position, used, _, _ = _row_tile(table_ptr, d_ptr, e, nnz, num_rows, rows_out, BLOCK_R, BLOCK_K, True)
     node = tl.load(index_ptr + s * num_edges + e).to(tl.int64)
     x = tl.load(x_ptr + node * coeffs * channels + k[:, None] * channels + c[None, :],
                 mask=(k[:, None] < coeffs) & c_mask[None, :], other=0.0)
@@ -99,7 +101,7 @@ def _rotate_back_kernel(d_ptr, y_ptr, order_ptr, start_ptr, x_ptr, table_ptr, nu
         pair = tl.load(order_ptr + q).to(tl.int64)  # s * E + e
         s = pair // num_edges
         e = pair - s * num_edges
-        d, position, used, _, _ = _row_tile(table_ptr, d_ptr, e, nnz, num_rows, rows_in, BLOCK_R, BLOCK_K)
+        d, position, used, _, _ = _row_tile(table_ptr, d_ptr, e, nnz, num_rows, rows_in, BLOCK_R, BLOCK_K, True)
         y = tl.load(y_ptr + e * rows_in * width_in + position[:, None] * width_in + s * channels + c[None, :],
                     mask=used[:, None] & c_mask[None, :], other=0.0)
         acc += _matmul(tl.trans(d), y, USE_DOT)
@@ -114,7 +116,7 @@ def _rotation_grad_kernel(g_ptr, x_ptr, index_ptr, out_ptr, table_ptr, num_edges
     e = tl.program_id(0).to(tl.int64)
     k = tl.arange(0, BLOCK_K)
     cc = tl.arange(0, BLOCK_C)
-    _, position, used, _, _ = _row_tile(table_ptr, out_ptr, e, nnz, num_rows, rows_in, BLOCK_R, BLOCK_K)
+    _, position, used, _, _ = _row_tile(table_ptr, out_ptr, e, nnz, num_rows, rows_in, BLOCK_R, BLOCK_K, False)
     acc = tl.zeros((BLOCK_R, BLOCK_K), dtype=out_ptr.dtype.element_ty)
     for s in range(num_sets):
         node = tl.load(index_ptr + s * num_edges + e).to(tl.int64)
@@ -127,7 +129,7 @@ def _rotation_grad_kernel(g_ptr, x_ptr, index_ptr, out_ptr, table_ptr, num_edges
                         mask=used[:, None] & c_mask[None, :], other=0.0)
             acc += _matmul(g, tl.trans(x), USE_DOT)
     # every stored entry is written: rows beyond rows_in get zeros
-    _, _, _, in_row, entry = _row_tile(table_ptr, out_ptr, e, nnz, num_rows, num_rows, BLOCK_R, BLOCK_K)
+    _, _, _, in_row, entry = _row_tile(table_ptr, out_ptr, e, nnz, num_rows, num_rows, BLOCK_R, BLOCK_K, False)
     tl.store(out_ptr + entry, acc, mask=in_row)
 
 
