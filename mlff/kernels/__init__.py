@@ -29,6 +29,7 @@ No layer knows which implementation ran.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 
@@ -46,7 +47,12 @@ def available_backends(device: torch.device | str = "cpu") -> list[str]:
     and the device is CUDA, or the CPU with ``TRITON_INTERPRET=1``."""
     device = torch.device(device)
     runs = device.type == "cuda" or (device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")
-    return ["torch", "triton"] if runs and importlib.util.find_spec("triton") is not None else ["torch"]
+    return ["torch", "triton"] if runs and _triton_installed() else ["torch"]
+
+
+@functools.lru_cache(maxsize=None)
+def _triton_installed() -> bool:
+    return importlib.util.find_spec("triton") is not None
 
 
 def requested_backend() -> str:
@@ -63,7 +69,7 @@ def active_backend(device: torch.device | str = "cpu") -> str:
     if name == "auto":
         return "triton" if "triton" in available and torch.device(device).type == "cuda" else "torch"
     if name not in available:
-        why = ("Triton is not installed" if importlib.util.find_spec("triton") is None
+        why = ("Triton is not installed" if not _triton_installed()
                else "Triton runs on CUDA, or on the CPU with TRITON_INTERPRET=1 set before import")
         raise ConfigError(f"kernel backend {name!r} is not available on {torch.device(device)}: {why}")
     return name
@@ -95,30 +101,32 @@ def _index_sets(index: torch.Tensor) -> torch.Tensor:
 
 
 def rotate(d: torch.Tensor, x: torch.Tensor, index: torch.Tensor, lmax: int, mmax: int,
-           rows: int | None = None) -> torch.Tensor:
+           rows: int | None = None, cache: dict | None = None) -> torch.Tensor:
     """Gather node features along edges and rotate them into the edge frame.
 
     ``d`` ``[E, nnz]``: block-sparse Wigner-D (:class:`mlff.so3.rotation.WignerBlocks`); ``x``
     ``[N, (lmax+1)^2, C]`` l-major node features; ``index`` ``[S, E]`` (or ``[E]``): the node each of
     the S channel blocks is gathered from (senders and receivers: S = 2). Returns the first ``rows``
-    (default: all) m-major edge-frame rows, ``[E, rows, S*C]``.
+    (default: all) m-major edge-frame rows, ``[E, rows, S*C]``. ``cache``: a dict that lives as long as
+    ``d`` (the edge frame's), where an implementation may keep what it derives from ``d`` once per
+    forward pass (the reference keeps the dense rows).
     """
     rows = wigner_rows(lmax, mmax).num_rows if rows is None else rows
-    return _implementation(x.device).rotate(d, x, _index_sets(index), lmax, mmax, rows)
+    return _implementation(x.device).rotate(d, x, _index_sets(index), lmax, mmax, rows, cache)
 
 
 def rotate_back(d: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None, num_nodes: int | None,
-                lmax: int, mmax: int) -> torch.Tensor:
+                lmax: int, mmax: int, cache: dict | None = None) -> torch.Tensor:
     """Rotate edge-frame features back to the global frame and sum them into nodes (the adjoint of
     :func:`rotate` in ``x``).
 
     ``y`` ``[E, rows, S*C]`` holds the first ``rows`` m-major rows (``rows >= lmax + 1``); channel
     block s of edge e is added to node ``index[s, e]``. ``index=None`` keeps one output per edge
-    (``[E, (lmax+1)^2, C]``). Returns ``[num_nodes, (lmax+1)^2, C]``.
+    (``[E, (lmax+1)^2, C]``). Returns ``[num_nodes, (lmax+1)^2, C]``. ``cache`` as in :func:`rotate`.
     """
     if index is None:
         index, num_nodes = torch.arange(y.shape[0], device=y.device), y.shape[0]
-    return _implementation(y.device).rotate_back(d, y, _index_sets(index), num_nodes, lmax, mmax)
+    return _implementation(y.device).rotate_back(d, y, _index_sets(index), num_nodes, lmax, mmax, cache)
 
 
 def segment_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:

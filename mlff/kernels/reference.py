@@ -36,12 +36,23 @@ def dense_rows(d: torch.Tensor, lmax: int, mmax: int, rows: int) -> torch.Tensor
     return dense.view(-1, layout.num_rows, k)[:, :rows]
 
 
-def rotate(d, x, index, lmax: int, mmax: int, rows: int) -> torch.Tensor:
-    return torch.bmm(dense_rows(d, lmax, mmax, rows), torch.cat([x[i] for i in index], dim=-1))
+def _cached_dense_rows(d, lmax: int, mmax: int, rows: int, cache: dict | None) -> torch.Tensor:
+    """:func:`dense_rows`, built once per ``cache`` (one edge frame) and grad mode."""
+    if cache is None:
+        return dense_rows(d, lmax, mmax, rows)
+    key = ("dense_rows", torch.is_grad_enabled())
+    if key not in cache:
+        cache[key] = dense_rows(d, lmax, mmax, wigner_rows(lmax, mmax).num_rows)
+    return cache[key][:, :rows]
 
 
-def rotate_back(d, y, index, num_nodes: int, lmax: int, mmax: int) -> torch.Tensor:
-    per_edge = torch.bmm(dense_rows(d, lmax, mmax, y.shape[1]).transpose(1, 2), y)  # [E, (lmax+1)^2, S*C]
+def rotate(d, x, index, lmax: int, mmax: int, rows: int, cache: dict | None = None) -> torch.Tensor:
+    return torch.bmm(_cached_dense_rows(d, lmax, mmax, rows, cache), torch.cat([x[i] for i in index], dim=-1))
+
+
+def rotate_back(d, y, index, num_nodes: int, lmax: int, mmax: int, cache: dict | None = None) -> torch.Tensor:
+    dense = _cached_dense_rows(d, lmax, mmax, y.shape[1], cache)
+    per_edge = torch.bmm(dense.transpose(1, 2), y)  # [E, (lmax+1)^2, S*C]
     channels = per_edge.shape[2] // index.shape[0]
     out = per_edge.new_zeros(num_nodes, per_edge.shape[1], channels)
     for s, i in enumerate(index):

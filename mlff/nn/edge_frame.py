@@ -9,7 +9,7 @@ rotations are the :mod:`mlff.kernels` ops (reference or Triton, chosen at run ti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -25,15 +25,17 @@ class Frame:
     d: torch.Tensor
     lmax: int
     mmax: int
+    #: what a kernel implementation derives from ``d`` once per forward pass (see :func:`mlff.kernels.rotate`)
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def rotate(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Node features ``[N, (lmax+1)^2, C]`` gathered by ``index`` ``[S, E]`` -> m-major ``[E, K_mmax, S*C]``."""
-        return kernels.rotate(self.d, x, index, self.lmax, self.mmax)
+        return kernels.rotate(self.d, x, index, self.lmax, self.mmax, cache=self.cache)
 
     def rotate_back(self, y: torch.Tensor, index: torch.Tensor | None = None, num_nodes: int | None = None):
         """m-major ``[E, rows, C]`` (the first ``rows >= lmax + 1`` rows; the m = 0 rows come first) ->
         l-major, summed into ``num_nodes`` nodes by ``index`` ``[E]``, or per edge if ``index`` is None."""
-        return kernels.rotate_back(self.d, y, index, num_nodes, self.lmax, self.mmax)
+        return kernels.rotate_back(self.d, y, index, num_nodes, self.lmax, self.mmax, cache=self.cache)
 
 
 class EdgeFrame(nn.Module):
