@@ -36,6 +36,7 @@ import os
 import torch
 
 from mlff.errors import ConfigError
+from mlff.kernels import reference
 from mlff.so3.layout import wigner_rows
 
 CHOICES = ("torch", "triton", "auto")
@@ -89,11 +90,14 @@ def use_backend(name: str):
 
 
 def _implementation(device: torch.device):
+    name = _override or os.environ.get("MLFF_KERNELS", "auto")
+    if name == "torch" or (name == "auto" and device.type != "cuda"):  # the common case, without the checks
+        return reference
     if active_backend(device) == "triton":
-        from mlff.kernels import triton as implementation
-    else:
-        from mlff.kernels import reference as implementation
-    return implementation
+        from mlff.kernels import triton as implementation  # imported only when chosen
+
+        return implementation
+    return reference
 
 
 def _index_sets(index: torch.Tensor) -> torch.Tensor:
