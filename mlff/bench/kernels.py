@@ -85,6 +85,10 @@ def op_cases(preset: str, atoms: int, device, dtype):
          {"dense (before)": (lambda d, y: _dense_rotate_back(d, y, edges[1], n), [dense, y]),
           "reference": (lambda d, y: reference.rotate_back(d, y, edges[1:], n, lmax, mmax), [d, y]),
           "triton": (lambda d, y: _triton().rotate_back(d, y, edges[1:], n, lmax, mmax), [d, y])}),
+        # the reference rotations above rebuild the dense rows on every call; in the model this happens
+        # once per forward pass (Frame.cache) and every layer reuses them
+        ("dense rows from blocks", size * (e * layout.nnz + e * layout.num_rows * k), 0,
+         {"reference": (lambda d: reference.dense_rows(d, lmax, mmax, layout.num_rows), [d])}),
         ("enveloped_softmax", size * (3 * logits.numel() + e), 0,
          _both(lambda impl, a, w: impl.enveloped_softmax(a, w, edges[1], n), [logits, weight])),
         ("segment_sum", size * (e + n) * k * c, 0,
