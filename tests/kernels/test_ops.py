@@ -185,3 +185,14 @@ def test_gradcheck_and_gradgradcheck(name, op, args):
 @pytest.mark.parametrize("name,op,args", OPS, ids=[o[0] for o in OPS])
 def test_opcheck(name, op, args):
     torch.library.opcheck(op, args)
+
+
+def test_enveloped_softmax_of_a_receiver_whose_edges_all_have_zero_weight_is_zero():
+    """Edges exactly at the cutoff: no division by zero, and the weights are 0 (as in the reference)."""
+    n, edges = graph("graph")
+    receivers = edges[1].to(DEVICE)
+    logits = randn(edges.shape[1], 2, dtype=torch.float64).to(DEVICE)
+    weight = torch.where(receivers == 0, 0.0, 0.5).to(torch.float64)
+    got = triton_ops.enveloped_softmax(logits, weight, receivers, n)
+    assert torch.isfinite(got).all() and (got[receivers == 0] == 0).all()
+    torch.testing.assert_close(got, reference.enveloped_softmax(logits, weight, receivers, n), rtol=1e-12, atol=0)

@@ -66,7 +66,10 @@ def _row_tile(table_ptr, d_ptr, e, nnz, num_rows, rows_used, BLOCK_R: tl.constex
     used = valid & (position < rows_used)
     in_row = used[:, None] & (k[None, :] >= first[:, None]) & (k[None, :] < first[:, None] + width[:, None])
     entry = e * nnz + offset[:, None] + k[None, :] - first[:, None]
-    d = tl.load(d_ptr + entry, mask=in_row, other=0.0) if LOAD else None
+    if LOAD:
+        d = tl.load(d_ptr + entry, mask=in_row, other=0.0)
+    else:
+        d = tl.zeros((BLOCK_R, BLOCK_K), dtype=d_ptr.dtype.element_ty)
     return d, position, used, in_row, entry
 
 

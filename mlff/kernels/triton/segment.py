@@ -31,7 +31,7 @@ def _segment_sum_kernel(src_ptr, order_ptr, start_ptr, out_ptr, features, BLOCK:
 
 
 @triton.jit
-def _softmax_kernel(logits_ptr, weight_ptr, order_ptr, start_ptr, p_ptr, q_ptr, heads, tiny, BLOCK_H: tl.constexpr):
+def _softmax_kernel(logits_ptr, weight_ptr, order_ptr, start_ptr, p_ptr, q_ptr, heads, BLOCK_H: tl.constexpr):
     n = tl.program_id(0).to(tl.int64)
     h = tl.arange(0, BLOCK_H)
     mask = h < heads
@@ -46,7 +46,7 @@ def _softmax_kernel(logits_ptr, weight_ptr, order_ptr, start_ptr, p_ptr, q_ptr, 
         e = tl.load(order_ptr + q).to(tl.int64)
         a = tl.load(logits_ptr + e * heads + h, mask=mask, other=0.0)
         total += tl.load(weight_ptr + e) * tl.exp(a - shift)
-    total = tl.maximum(total, tiny)
+    total = tl.where(total > 0, total, 1.0)  # all weights 0: p = 0 whatever the denominator
     for q in range(begin, end):
         e = tl.load(order_ptr + q).to(tl.int64)
         a = tl.load(logits_ptr + e * heads + h, mask=mask, other=0.0)
@@ -91,7 +91,7 @@ def segment_softmax(logits: torch.Tensor, weight: torch.Tensor, index: torch.Ten
     if p.numel():
         order, start = csr(index, size)
         count_launch("segment_softmax")
-        _softmax_kernel[(size,)](logits, weight, order, start, p, q, logits.shape[1], torch.finfo(logits.dtype).tiny,
+        _softmax_kernel[(size,)](logits, weight, order, start, p, q, logits.shape[1],
                                  BLOCK_H=triton.next_power_of_2(logits.shape[1]))
     return p, q
 
