@@ -80,10 +80,6 @@ class WignerRows:
         self.nnz = offset
         self.num_rows = len(self.degree)
 
-    def count(self, l: int) -> int:
-        """How many rows of degree ``l`` are stored (``2 min(l, mmax) + 1``)."""
-        return self.degree.count(l)
-
 
 @functools.lru_cache(maxsize=None)
 def wigner_rows(lmax: int, mmax: int) -> WignerRows:

@@ -111,7 +111,7 @@ class WignerBlocks(torch.nn.Module):
     Same matrices as :class:`WignerD` with ``rows=m_major_index(lmax, mmax)``, stored in the
     block-sparse layout of :class:`mlff.so3.layout.WignerRows`: per degree only the rows kept by
     ``|m| <= mmax`` and only their ``2l+1`` non-zero columns. For lmax 4, mmax 2 that is 115 numbers
-    per edge instead of 475, and each degree costs one small contraction.
+    per edge instead of 475.
     """
 
     def __init__(self, lmax: int, mmax: int):
@@ -120,10 +120,17 @@ class WignerBlocks(torch.nn.Module):
         self.layout = wigner_rows(lmax, mmax)
         points, inverses = _sample_points_and_inverses(lmax)
         lm = m_major_index(lmax, mmax)[torch.tensor(self.layout.position)]  # l-major index per stored row
+        # pinv(Y^l(X)) per stored row, zero-padded to 2 lmax + 1 columns: one contraction for all rows
+        width = 2 * lmax + 1
+        padded = torch.zeros(points.shape[0], self.layout.num_rows, width, dtype=torch.float64)
+        valid = []
+        for row, l in enumerate(self.layout.degree):
+            padded[:, row, : 2 * l + 1] = inverses[l]
+            valid += [row * width + j for j in range(2 * l + 1)]
         self.register_buffer("points", points, persistent=False)
         self.register_buffer("row_lm", lm, persistent=False)
-        for l, inverse in enumerate(inverses):
-            self.register_buffer(f"inverse{l}", inverse, persistent=False)
+        self.register_buffer("inverse", padded, persistent=False)
+        self.register_buffer("valid", torch.tensor(valid), persistent=False)  # flat [rows, width] -> stored
 
     def forward(self, rotation: torch.Tensor, harmonics=None) -> torch.Tensor:
         """``rotation`` ``[E, 3, 3]`` -> ``D`` ``[E, nnz]`` (block-sparse, stored order).
@@ -137,11 +144,5 @@ class WignerBlocks(torch.nn.Module):
             sh = spherical_harmonics(self.lmax, rotated, normalize=False)
         else:
             sh = harmonics(self.lmax, rotated.reshape(-1, 3)).view(*rotated.shape[:2], (self.lmax + 1) ** 2)
-        sh = sh[..., self.row_lm]  # [E, P, rows]
-        blocks, start = [], 0
-        for l in range(self.lmax + 1):
-            count = self.layout.count(l)
-            inverse = getattr(self, f"inverse{l}").to(dtype)
-            blocks.append(torch.einsum("ekr,kj->erj", sh[..., start : start + count], inverse).flatten(1))
-            start += count
-        return torch.cat(blocks, dim=1)
+        padded = torch.einsum("ekr,krw->erw", sh[..., self.row_lm], self.inverse.to(dtype))  # [E, rows, 2L+1]
+        return padded.flatten(1).index_select(1, self.valid)
