@@ -30,8 +30,7 @@ def _dense_targets(lmax: int, mmax: int, device: torch.device) -> torch.Tensor:
 def dense_rows(d: torch.Tensor, lmax: int, mmax: int, rows: int) -> torch.Tensor:
     """The first ``rows`` m-major rows of the dense Wigner-D, ``[E, rows, (lmax+1)^2]``, from the blocks."""
     layout, k = wigner_rows(lmax, mmax), (lmax + 1) ** 2
-    if not lmax + 1 <= rows <= layout.num_rows:
-        raise ValueError(f"rows must be between lmax + 1 = {lmax + 1} (the m = 0 rows) and {layout.num_rows}, got {rows}")
+    layout.check_rows(rows)
     dense = d.new_zeros(d.shape[0], layout.num_rows * k).index_copy(1, _dense_targets(lmax, mmax, d.device), d)
     return dense.view(-1, layout.num_rows, k)[:, :rows]
 

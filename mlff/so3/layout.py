@@ -80,6 +80,12 @@ class WignerRows:
         self.nnz = offset
         self.num_rows = len(self.degree)
 
+    def check_rows(self, rows: int) -> None:
+        """Raise unless ``rows`` is a row count the rotations accept: the m = 0 rows at least, all at most."""
+        if not self.lmax + 1 <= rows <= self.num_rows:
+            raise ValueError(f"rows must be between lmax + 1 = {self.lmax + 1} (the m = 0 rows) and "
+                             f"{self.num_rows}, got {rows}")
+
 
 @functools.lru_cache(maxsize=None)
 def wigner_rows(lmax: int, mmax: int) -> WignerRows:

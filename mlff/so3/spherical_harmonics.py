@@ -23,7 +23,9 @@ def num_coefficients(lmax: int) -> int:
     return (lmax + 1) ** 2
 
 
-def _prefactor(l: int, m: int) -> float:
+def normalization(l: int, m: int) -> float:
+    """``N_lm`` in ``Y_lm = N_lm Q_l^m(y) (Re or Im of (z + i x)^m)`` for ``m = |m|``: ``sqrt((2l+1) (l-m)!/(l+m)!)``,
+    times ``sqrt(2)`` for ``m > 0`` (the package's one definition; the Triton kernel is generated with it)."""
     value = math.sqrt((2 * l + 1) * math.factorial(l - m) / math.factorial(l + m))
     return value * math.sqrt(2.0) if m else value
 
@@ -59,5 +61,5 @@ def spherical_harmonics(lmax: int, vectors: torch.Tensor, normalize: bool = True
         for m in range(-l, l + 1):
             k = abs(m)
             azimuthal = cos_m[k] if m >= 0 else sin_m[k]
-            out.append(_prefactor(l, k) * q[l][k] * azimuthal)
+            out.append(normalization(l, k) * q[l][k] * azimuthal)
     return torch.stack(out, dim=-1)

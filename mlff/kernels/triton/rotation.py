@@ -143,8 +143,7 @@ def _use_dot(t: torch.Tensor) -> bool:
 
 def _check(lmax: int, mmax: int, rows: int, d_width: int | None = None) -> int:
     layout = wigner_rows(lmax, mmax)
-    if not lmax + 1 <= rows <= layout.num_rows:
-        raise ValueError(f"rows must be between lmax + 1 = {lmax + 1} and {layout.num_rows}, got {rows}")
+    layout.check_rows(rows)
     if d_width is not None and d_width != layout.nnz:
         raise ValueError(f"D has {d_width} entries per edge; lmax={lmax}, mmax={mmax} stores {layout.nnz}")
     return layout.num_rows
