@@ -16,6 +16,7 @@ with respect to positions, as in force training) is taken through the PyTorch re
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import math
 import os
@@ -27,52 +28,11 @@ import torch
 import triton
 
 from mlff.kernels.triton.common import count_launch
+from mlff.so3.spherical_harmonics import normalization
 from mlff.so3.spherical_harmonics import spherical_harmonics as reference_harmonics
 
 
-def _prefactor(l: int, m: int) -> float:
-    value = math.sqrt((2 * l + 1) * math.factorial(l - m) / math.factorial(l + m))
-    return value * math.sqrt(2.0) if m else value
-
-
-def _source(lmax: int) -> str:
-    """Kernel source: per lane, Y_lm and its gradient in (x, y, z) = (b, p, a) by unrolled recurrences."""
-    lines = []
-    emit = lines.append
-    # azimuthal factors C_m + i S_m = (a + i b)^m and their derivatives: d/da = m (a+ib)^(m-1), d/db = i m (...)
-    emit("c0 = one; s0 = zero")
-    for m in range(1, lmax + 1):
-        emit(f"c{m} = a * c{m-1} - b * s{m-1}; s{m} = a * s{m-1} + b * c{m-1}")
-    # Q[l][m](p) and dQ/dp by the Legendre recurrences
-    for m in range(lmax + 1):
-        emit(f"q{m}_{m} = one * {float(math.prod(range(1, 2 * m, 2)))}; dq{m}_{m} = zero")
-        if m + 1 <= lmax:
-            emit(f"q{m+1}_{m} = {2 * m + 1}.0 * p * q{m}_{m}; dq{m+1}_{m} = {2 * m + 1}.0 * q{m}_{m}")
-        for l in range(m + 2, lmax + 1):
-            emit(f"q{l}_{m} = ({2 * l - 1}.0 * p * q{l-1}_{m} - {l + m - 1}.0 * q{l-2}_{m}) / {l - m}.0")
-            emit(f"dq{l}_{m} = ({2 * l - 1}.0 * (q{l-1}_{m} + p * dq{l-1}_{m}) - {l + m - 1}.0 * dq{l-2}_{m}) / {l - m}.0")
-    k = 0
-    for l in range(lmax + 1):
-        for m in range(-l, l + 1):
-            n = abs(m)
-            f = _prefactor(l, n)
-            az, other = (f"c{n}", f"s{n}") if m >= 0 else (f"s{n}", f"c{n}")
-            # d(az)/da, d(az)/db: for C_n: n C_{n-1}, -n S_{n-1}; for S_n: n S_{n-1}, n C_{n-1}
-            if n == 0:
-                da, db = "zero", "zero"
-            elif m >= 0:
-                da, db = f"{n}.0 * c{n-1}", f"-{n}.0 * s{n-1}"
-            else:
-                da, db = f"{n}.0 * s{n-1}", f"{n}.0 * c{n-1}"
-            emit(f"y = {f!r} * q{l}_{n} * {az}")
-            emit(f"gx = {f!r} * q{l}_{n} * ({db}); gy = {f!r} * dq{l}_{n} * {az}; gz = {f!r} * q{l}_{n} * ({da})")
-            emit(f"MODE_BODY({k})")
-            k += 1
-    body = []
-    for line in lines:
-        body.append("    " + line)
-    template = "\n".join(body)
-    header = '''import triton
+_HEADER = '''import triton
 import triton.language as tl
 
 
@@ -93,45 +53,71 @@ def kernel(u_ptr, in_ptr, out_ptr, n, MODE: tl.constexpr, BLOCK: tl.constexpr):
         vz = tl.load(in_ptr + i64 * 3 + 2, mask=mask, other=0.0)
     ax = zero
     ay = zero
-    az_ = zero
+    az = zero
 '''
-    k_total = (lmax + 1) ** 2
-    mode_body = (
-        "    if MODE == 0:\n"
-        f"        tl.store(out_ptr + i64 * {k_total} + {{k}}, y, mask=mask)\n"
-        "    if MODE == 1:\n"
-        f"        g = tl.load(in_ptr + i64 * {k_total} + {{k}}, mask=mask, other=0.0)\n"
-        "        ax += g * gx\n        ay += g * gy\n        az_ += g * gz\n"
-        "    if MODE == 2:\n"
-        f"        tl.store(out_ptr + i64 * {k_total} + {{k}}, gx * vx + gy * vy + gz * vz, mask=mask)"
-    )
-    out = []
-    for line in template.splitlines():
-        if line.strip().startswith("MODE_BODY("):
-            out.append(mode_body.format(k=int(line.strip()[10:-1])))
-        else:
-            out.append(line)
-    footer = '''
-    if MODE == 1:
+
+_FOOTER = '''    if MODE == 1:
         tl.store(out_ptr + i64 * 3, ax, mask=mask)
         tl.store(out_ptr + i64 * 3 + 1, ay, mask=mask)
-        tl.store(out_ptr + i64 * 3 + 2, az_, mask=mask)
+        tl.store(out_ptr + i64 * 3 + 2, az, mask=mask)
 '''
-    return header + "\n".join(out) + footer
+
+
+def _source(lmax: int) -> str:
+    """Kernel source: per lane, Y_lm and its gradient in (x, y, z) = (b, p, a) by unrolled recurrences."""
+    lines = []
+    emit = lines.append
+    # azimuthal factors C_m + i S_m = (a + i b)^m; d/da = m (a+ib)^(m-1), d/db = i m (a+ib)^(m-1)
+    emit("c0 = one; s0 = zero")
+    for m in range(1, lmax + 1):
+        emit(f"c{m} = a * c{m-1} - b * s{m-1}; s{m} = a * s{m-1} + b * c{m-1}")
+    # Q[l][m](p) and dQ/dp by the Legendre recurrences of mlff.so3.spherical_harmonics
+    for m in range(lmax + 1):
+        emit(f"q{m}_{m} = one * {float(math.prod(range(1, 2 * m, 2)))}; dq{m}_{m} = zero")
+        if m + 1 <= lmax:
+            emit(f"q{m+1}_{m} = {2 * m + 1}.0 * p * q{m}_{m}; dq{m+1}_{m} = {2 * m + 1}.0 * q{m}_{m}")
+        for l in range(m + 2, lmax + 1):
+            emit(f"q{l}_{m} = ({2 * l - 1}.0 * p * q{l-1}_{m} - {l + m - 1}.0 * q{l-2}_{m}) / {l - m}.0")
+            emit(f"dq{l}_{m} = ({2 * l - 1}.0 * (q{l-1}_{m} + p * dq{l-1}_{m}) - {l + m - 1}.0 * dq{l-2}_{m}) / {l - m}.0")
+    size = (lmax + 1) ** 2
+    for k, (l, m) in enumerate((l, m) for l in range(lmax + 1) for m in range(-l, l + 1)):
+        n, f = abs(m), normalization(l, abs(m))
+        # the azimuthal factor and its derivatives in a and b: C_n -> (n C_{n-1}, -n S_{n-1}), S_n -> (n S_{n-1}, n C_{n-1})
+        if n == 0:
+            factor, da, db = "one", "zero", "zero"
+        elif m > 0:
+            factor, da, db = f"c{n}", f"{n}.0 * c{n-1}", f"-{n}.0 * s{n-1}"
+        else:
+            factor, da, db = f"s{n}", f"{n}.0 * s{n-1}", f"{n}.0 * c{n-1}"
+        emit(f"y = {f!r} * q{l}_{n} * {factor}")
+        emit(f"gx = {f!r} * q{l}_{n} * ({db}); gy = {f!r} * dq{l}_{n} * {factor}; gz = {f!r} * q{l}_{n} * ({da})")
+        emit("if MODE == 0:")
+        emit(f"    tl.store(out_ptr + i64 * {size} + {k}, y, mask=mask)")
+        emit("if MODE == 1:")
+        emit(f"    g = tl.load(in_ptr + i64 * {size} + {k}, mask=mask, other=0.0)")
+        emit("    ax += g * gx; ay += g * gy; az += g * gz")
+        emit("if MODE == 2:")
+        emit(f"    tl.store(out_ptr + i64 * {size} + {k}, gx * vx + gy * vy + gz * vz, mask=mask)")
+    return _HEADER + "".join(f"    {line}\n" for line in lines) + _FOOTER
 
 
 @functools.lru_cache(maxsize=None)
 def _kernel(lmax: int):
-    """Write the generated source to a file (Triton compiles from source files) and import it."""
+    """Write the generated source to a file (Triton compiles from source files) and import it.
+
+    The file is named by a hash of its source, so processes running different versions never read
+    each other's kernel; it is written whole under a private name and then renamed into place.
+    """
     directory = Path(tempfile.gettempdir()) / "mlff-triton"
     directory.mkdir(exist_ok=True)
-    path = directory / f"spherical_harmonics_l{lmax}.py"
     source = _source(lmax)
-    if not path.exists() or path.read_text() != source:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # written whole, then renamed: readers never see half
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    path = directory / f"spherical_harmonics_l{lmax}_{digest}.py"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(source)
         tmp.replace(path)
-    name = f"mlff_triton_spherical_harmonics_l{lmax}"
+    name = f"mlff_triton_spherical_harmonics_l{lmax}_{digest}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
