@@ -24,7 +24,7 @@ from mlff.data.graph import AtomicGraph
 from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import build_network
 from mlff.runtime import resolve_device
-from mlff.train.config import EMPPConfig, LossConfig, TrainConfig
+from mlff.train.config import EMPPConfig, LossConfig
 from mlff.train.empp import EMPP
 from mlff.train.loss import loss_terms
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
 from ase.build import bulk, fcc111
 from ase.neighborlist import neighbor_list as ase_neighbor_list

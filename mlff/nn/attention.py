@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from mlff.config import choose
+from mlff.kernels import enveloped_softmax
 from mlff.nn.activation import GateActivation, SeparableS2Activation, SmoothLeakyReLU
 from mlff.nn.edge_features import EdgeFeatures
-from mlff.kernels import enveloped_softmax
 from mlff.nn.edge_frame import Frame
 from mlff.nn.so2_conv import SO2Convolution
 from mlff.nn.so3_linear import SO3Linear

@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlff.kernels import segment_sum
 from mlff.nn.edge_features import EdgeFeatures
 from mlff.nn.radial import RadialMLP
-from mlff.kernels import segment_sum
 from mlff.nn.so3_linear import SO3Linear
 from mlff.nn.spherical_attention import SphericalAttention
 from mlff.so3.fibonacci import SphereSampling

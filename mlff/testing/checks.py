@@ -18,7 +18,7 @@ from ase.build import bulk
 from mlff.data import AtomicGraph
 from mlff.errors import StructureError
 from mlff.so3.rotation import random_rotation
-from mlff.testing.structures import E0, ethanol, slab_with_co
+from mlff.testing.structures import ethanol, slab_with_co
 
 
 class ModelCheckError(AssertionError):

@@ -30,7 +30,6 @@ from mlff.testing.runner import Tolerances, available_devices, perturbed_model
 from mlff.testing.structures import SYSTEMS
 
 
-
 def _suite_backends(device: str) -> list[str]:
     """Kernel backends the suite runs on ``device``: all available, except Triton interpreted on the CPU
     (one energy + forces evaluation takes about a minute there) unless ``MLFF_SUITE_INTERPRETED=1``."""

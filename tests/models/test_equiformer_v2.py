@@ -1,6 +1,5 @@
 """EquiformerV2 runs the shared model suite, plus checks specific to its construction."""
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,7 +1,5 @@
 """EST runs the shared model suite, plus checks of its sampling, attention and experts."""
 
-import math
-
 import pytest
 import torch
 
