@@ -43,14 +43,16 @@ def copy_bandwidth(device, dtype) -> float:
     return 2 * src.numel() * src.element_size() / seconds
 
 
-def _dense_rotate(d, x, index):
-    """The previous rotation: dense Wigner-D rows ``d [E, K_mmax, (lmax+1)^2]`` and one batched matmul."""
-    return torch.bmm(d, torch.cat([x[i] for i in index], dim=2))
+def _dense_rotate(d, x, index, scale):
+    """The previous producer: dense Wigner-D rows ``d [E, K_mmax, (lmax+1)^2]``, one batched matmul,
+    then the radial scales as a separate multiplication (in the SO(2) convolution)."""
+    return torch.bmm(d, torch.cat([x[i] for i in index], dim=2)) * scale
 
 
-def _dense_rotate_back(d, y, index, n):
+def _dense_rotate_back(d, y, weight, index, n):
+    """The previous consumer: the attention weights as a separate multiplication, then the dense rotation."""
     out = torch.zeros(n, d.shape[2], y.shape[2], dtype=y.dtype, device=y.device)
-    return out.index_add(0, index, torch.bmm(d.transpose(1, 2), y))
+    return out.index_add(0, index, torch.bmm(d.transpose(1, 2), y * reference.group_weights(weight, y.shape[2])))
 
 
 def op_cases(preset: str, atoms: int, device, dtype):
@@ -71,19 +73,29 @@ def op_cases(preset: str, atoms: int, device, dtype):
     grid = SphereGrid(lmax, cfg["grid_resolution"], cfg["grid_resolution"], index=m_major_index(lmax, mmax)).to(device)
     to_grid, from_grid = grid.to_grid_mat.to(dtype), grid.from_grid_mat.to(dtype)
     hidden = torch.randn(e, layout.num_rows, cfg["attn_hidden"], dtype=dtype, device=device)
+    scale = torch.randn(e, layout.num_pairs, 2 * c, dtype=dtype, device=device)
+    heads = torch.rand(e, cfg["heads"], dtype=dtype, device=device)
+    node_grid = SphereGrid(lmax, cfg["grid_resolution"], cfg["grid_resolution"]).to(device)
+    ffn = torch.randn(n, k, cfg["ffn_hidden"], dtype=dtype, device=device)
+    mlp = [torch.randn(cfg["ffn_hidden"], cfg["ffn_hidden"], dtype=dtype, device=device) / 10 for _ in range(3)]
     size = torch.finfo(dtype).bits // 8
     sparse_flops = 2 * sum(2 * l + 1 for l in layout.degree)
     return [
-        ("rotate (gather+rotate)", size * (2 * e * k * c + e * layout.nnz + e * layout.num_rows * 2 * c),
-         sparse_flops * e * 2 * c,
-         {"dense (before)": (lambda d, x: _dense_rotate(d, x, edges), [dense, x]),
-          "reference": (lambda d, x: reference.rotate(d, x, edges, lmax, mmax, layout.num_rows), [d, x]),
-          "triton": (lambda d, x: _triton().rotate(d, x, edges, lmax, mmax, layout.num_rows), [d, x])}),
-        ("rotate_back (+sum)", size * (e * layout.num_rows * c + e * layout.nnz + n * k * c),
+        ("rotate (+radial scale)", size * (2 * e * k * c + e * layout.nnz + 2 * e * layout.num_pairs * 2 * c
+                                           + e * layout.num_rows * 2 * c), sparse_flops * e * 2 * c,
+         {"dense (before)": (lambda d, x, s: _dense_rotate(d, x, edges, reference.pair_scales(
+             s, lmax, mmax, layout.num_rows)), [dense, x, scale]),
+          "reference": (lambda d, x, s: reference.rotate(d, x, edges, lmax, mmax, layout.num_rows, scale=s),
+                        [d, x, scale]),
+          "triton": (lambda d, x, s: _triton().rotate(d, x, edges, lmax, mmax, layout.num_rows, scale=s),
+                     [d, x, scale])}),
+        ("rotate_back (weighted)", size * (e * layout.num_rows * c + e * layout.nnz + e * cfg["heads"] + n * k * c),
          sparse_flops * e * c,
-         {"dense (before)": (lambda d, y: _dense_rotate_back(d, y, edges[1], n), [dense, y]),
-          "reference": (lambda d, y: reference.rotate_back(d, y, edges[1:], n, lmax, mmax), [d, y]),
-          "triton": (lambda d, y: _triton().rotate_back(d, y, edges[1:], n, lmax, mmax), [d, y])}),
+         {"dense (before)": (lambda d, y, w: _dense_rotate_back(d, y, w, edges[1], n), [dense, y, heads]),
+          "reference": (lambda d, y, w: reference.rotate_back(d, y, edges[1:], n, lmax, mmax, weight=w),
+                        [d, y, heads]),
+          "triton": (lambda d, y, w: _triton().rotate_back(d, y, edges[1:], n, lmax, mmax, weight=w),
+                     [d, y, heads])}),
         # the reference rotations above rebuild the dense rows on every call; in the model this happens
         # once per forward pass (Frame.cache) and every layer reuses them
         ("dense rows from blocks", size * (e * layout.nnz + e * layout.num_rows * k), 0,
@@ -94,6 +106,10 @@ def op_cases(preset: str, atoms: int, device, dtype):
          _both(lambda impl, src: impl.segment_sum(src, edges[1], n), [torch.randn(e, k, c, dtype=dtype, device=device)])),
         ("grid_silu (edge grid)", size * 2 * hidden.numel(), 4 * hidden.numel() * grid.num_points,
          _both(lambda impl, h: impl.grid_silu(h, to_grid, from_grid), [hidden])),
+        ("grid_mlp (node grid)", size * (2 * ffn.numel() + 3 * mlp[0].numel()),
+         2 * n * node_grid.num_points * (2 * k * ffn.shape[2] + 3 * ffn.shape[2] ** 2),
+         _both(lambda impl, h, *w: impl.grid_mlp(h, node_grid.to_grid_mat.to(dtype),
+                                                  node_grid.from_grid_mat.to(dtype), *w), [ffn, *mlp])),
     ]
 
 

@@ -15,7 +15,7 @@ import functools
 
 import torch
 
-from mlff.so3.layout import wigner_rows
+from mlff.so3.layout import m_major_pairs, wigner_rows
 from mlff.so3.spherical_harmonics import spherical_harmonics as _harmonics
 
 
@@ -45,12 +45,48 @@ def _cached_dense_rows(d, lmax: int, mmax: int, rows: int, cache: dict | None) -
     return cache[key][:, :rows]
 
 
-def rotate(d, x, index, lmax: int, mmax: int, rows: int, cache: dict | None = None) -> torch.Tensor:
-    return torch.bmm(_cached_dense_rows(d, lmax, mmax, rows, cache), torch.cat([x[i] for i in index], dim=-1))
+@functools.lru_cache(maxsize=None)
+def _pair_list(lmax: int, mmax: int) -> tuple[int, ...]:
+    return tuple(m_major_pairs(lmax, mmax).tolist())
 
 
-def rotate_back(d, y, index, num_nodes: int, lmax: int, mmax: int, cache: dict | None = None) -> torch.Tensor:
+def _pairs(lmax: int, mmax: int, device: torch.device) -> torch.Tensor:
+    # made per call, not cached: the Triton ops' backward runs these under fake tensors when traced
+    return torch.tensor(_pair_list(lmax, mmax), device=device)
+
+
+def pair_scales(scale: torch.Tensor, lmax: int, mmax: int, rows: int) -> torch.Tensor:
+    """Per-pair scales ``[E, num_pairs, W]`` -> per m-major row ``[E, rows, W]`` (+m and -m share one)."""
+    return scale.index_select(1, _pairs(lmax, mmax, scale.device)[:rows])
+
+
+def pair_sum(t: torch.Tensor, lmax: int, mmax: int) -> torch.Tensor:
+    """The adjoint of :func:`pair_scales`: ``[E, rows, W]`` summed into ``[E, num_pairs, W]``."""
+    pairs = _pairs(lmax, mmax, t.device)
+    return t.new_zeros(t.shape[0], wigner_rows(lmax, mmax).num_pairs, t.shape[2]).index_add(1, pairs[: t.shape[1]], t)
+
+
+def group_weights(weight: torch.Tensor, width: int) -> torch.Tensor:
+    """Per-group weights ``[E, G]`` -> per channel ``[E, 1, width]`` (G equal, contiguous channel groups)."""
+    return weight.repeat_interleave(width // weight.shape[1], dim=1)[:, None, :]
+
+
+def group_sum(t: torch.Tensor, groups: int) -> torch.Tensor:
+    """The adjoint of :func:`group_weights`: ``[E, rows, width]`` summed into ``[E, groups]``."""
+    return t.sum(1).view(t.shape[0], groups, t.shape[2] // groups).sum(-1)
+
+
+def rotate(d, x, index, lmax: int, mmax: int, rows: int, cache: dict | None = None,
+           scale: torch.Tensor | None = None) -> torch.Tensor:
+    y = torch.bmm(_cached_dense_rows(d, lmax, mmax, rows, cache), torch.cat([x[i] for i in index], dim=-1))
+    return y if scale is None else y * pair_scales(scale, lmax, mmax, rows)
+
+
+def rotate_back(d, y, index, num_nodes: int, lmax: int, mmax: int, cache: dict | None = None,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
     dense = _cached_dense_rows(d, lmax, mmax, y.shape[1], cache)
+    if weight is not None:
+        y = y * group_weights(weight, y.shape[2])
     per_edge = torch.bmm(dense.transpose(1, 2), y)  # [E, (lmax+1)^2, S*C]
     channels = per_edge.shape[2] // index.shape[0]
     out = per_edge.new_zeros(num_nodes, per_edge.shape[1], channels)
@@ -73,6 +109,12 @@ def enveloped_softmax(logits, weight, index, size: int) -> torch.Tensor:
 
 def grid_silu(x, to_grid, from_grid) -> torch.Tensor:
     return torch.matmul(from_grid, torch.nn.functional.silu(torch.matmul(to_grid, x)))
+
+
+def grid_mlp(x, to_grid, from_grid, w1, w2, w3) -> torch.Tensor:
+    silu = torch.nn.functional.silu
+    hidden = silu(torch.matmul(silu(torch.matmul(torch.matmul(to_grid, x), w1.T)), w2.T))
+    return torch.matmul(from_grid, torch.matmul(hidden, w3.T))
 
 
 def spherical_harmonics(u, lmax: int) -> torch.Tensor:

@@ -85,14 +85,13 @@ class SO2GraphAttention(nn.Module):
         sender, receiver = edge_index
         n, e = x.shape[0], sender.shape[0]
         edge_features = self.edge_features(basis, species, edge_index)
-        message = frame.rotate(x, edge_index)  # [x_sender, x_receiver] in the edge frame
-        message, extra = self.conv1(message, edge_features)
+        # [x_sender, x_receiver] in the edge frame, scaled by the radial features
+        message = frame.rotate(x, edge_index, scale=self.conv1.radial_scales(edge_features))
+        message, extra = self.conv1(message)
         alpha, gates = extra.split([self.heads * self.alpha_channels, extra.shape[1] - self.heads * self.alpha_channels], 1)
         message = self.act(gates, message)
         value, _ = self.conv2(message)
         logits = self.alpha_act(self.alpha_norm(alpha.view(e, self.heads, self.alpha_channels)))
         logits = torch.einsum("ehc,hc->eh", logits, self.alpha_dot)
-        weight = enveloped_softmax(logits, envelope, receiver, n) * envelope[:, None]
-        k = value.shape[1]
-        value = value.view(e, k, self.heads, self.value_channels) * weight[:, None, :, None]
-        return self.proj(frame.rotate_back(value.view(e, k, self.heads * self.value_channels), receiver, n))
+        weight = enveloped_softmax(logits, envelope, receiver, n) * envelope[:, None]  # [E, heads]
+        return self.proj(frame.rotate_back(value, receiver, n, weight=weight))

@@ -28,14 +28,17 @@ class Frame:
     #: what a kernel implementation derives from ``d`` once per forward pass (see :func:`mlff.kernels.rotate`)
     cache: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def rotate(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Node features ``[N, (lmax+1)^2, C]`` gathered by ``index`` ``[S, E]`` -> m-major ``[E, K_mmax, S*C]``."""
-        return kernels.rotate(self.d, x, index, self.lmax, self.mmax, cache=self.cache)
+    def rotate(self, x: torch.Tensor, index: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Node features ``[N, (lmax+1)^2, C]`` gathered by ``index`` ``[S, E]`` -> m-major ``[E, K_mmax, S*C]``,
+        times ``scale`` ``[E, num_pairs, S*C]`` if given (see :func:`mlff.kernels.rotate`)."""
+        return kernels.rotate(self.d, x, index, self.lmax, self.mmax, cache=self.cache, scale=scale)
 
-    def rotate_back(self, y: torch.Tensor, index: torch.Tensor | None = None, num_nodes: int | None = None):
-        """m-major ``[E, rows, C]`` (the first ``rows >= lmax + 1`` rows; the m = 0 rows come first) ->
-        l-major, summed into ``num_nodes`` nodes by ``index`` ``[E]``, or per edge if ``index`` is None."""
-        return kernels.rotate_back(self.d, y, index, num_nodes, self.lmax, self.mmax, cache=self.cache)
+    def rotate_back(self, y: torch.Tensor, index: torch.Tensor | None = None, num_nodes: int | None = None,
+                    weight: torch.Tensor | None = None):
+        """m-major ``[E, rows, C]`` (the first ``rows >= lmax + 1`` rows; the m = 0 rows come first), times
+        ``weight`` ``[E, G]`` per channel group if given -> l-major, summed into ``num_nodes`` nodes by
+        ``index`` ``[E]``, or per edge if ``index`` is None (see :func:`mlff.kernels.rotate_back`)."""
+        return kernels.rotate_back(self.d, y, index, num_nodes, self.lmax, self.mmax, cache=self.cache, weight=weight)
 
 
 class EdgeFrame(nn.Module):

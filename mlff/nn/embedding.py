@@ -29,6 +29,6 @@ class EdgeDegreeEmbedding(nn.Module):
         self.radial = RadialMLP([self.edge_features.num_features, edge_channels, edge_channels, (lmax + 1) * channels])
 
     def forward(self, species, frame, basis, envelope, edge_index, num_nodes: int) -> torch.Tensor:
-        m0 = self.radial(self.edge_features(basis, species, edge_index)).view(-1, self.lmax + 1, self.channels) * envelope[:, None, None]
+        m0 = self.radial(self.edge_features(basis, species, edge_index)).view(-1, self.lmax + 1, self.channels)
         # the m = 0 rows come first in the m-major layout
-        return frame.rotate_back(m0, edge_index[1], num_nodes) / self.avg_degree
+        return frame.rotate_back(m0, edge_index[1], num_nodes, weight=envelope[:, None]) / self.avg_degree

@@ -5,12 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlff.kernels import grid_mlp
 from mlff.so3.grid import SphereGrid
 
 
 class GridMLP(nn.Module):
     """Coefficients ``[N, K, C]`` -> grid values -> Linear, SiLU, Linear, SiLU, Linear (no biases,
-    the same at every point) -> coefficients ``[N, K, C]``. Equivariant up to the grid's aliasing."""
+    the same at every point) -> coefficients ``[N, K, C]``, as one :func:`mlff.kernels.grid_mlp`
+    (fused on Triton). Equivariant up to the grid's aliasing."""
 
     def __init__(self, channels: int, lmax: int, grid_resolution: int):
         super().__init__()
@@ -22,4 +24,5 @@ class GridMLP(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.grid.from_grid(self.mlp(self.grid.to_grid(x)))
+        to_grid, from_grid = self.grid.to_grid_mat.to(x.dtype), self.grid.from_grid_mat.to(x.dtype)
+        return grid_mlp(x, to_grid, from_grid, [self.mlp[i].weight for i in (0, 2, 4)])

@@ -13,15 +13,18 @@ import torch
 from torch import nn
 
 from mlff.nn.radial import RadialMLP
-from mlff.so3.layout import m_major_sizes
+from mlff.so3.layout import m_major_sizes, wigner_rows
 
 
 class SO2Convolution(nn.Module):
     """Per-m linear maps with optional radial modulation and extra m = 0 (invariant) outputs.
 
     Input ``x [E, K_mmax, C_in]`` (m-major). If ``radial_channels`` is given, an MLP of the edge
-    features produces one scale per (m, l, input channel), shared by +m and -m, applied before
-    the linear maps. Returns ``(y [E, K_mmax, C_out], extra [E, extra_channels] or None)``.
+    features produces one scale per (l, |m|) pair and input channel, shared by +m and -m, to be
+    applied before the linear maps: :meth:`radial_scales` returns them in the layout the producer
+    (:meth:`mlff.nn.edge_frame.Frame.rotate`'s ``scale``) applies while it rotates, so the rotated
+    features are never written unscaled. ``forward`` returns ``(y [E, K_mmax, C_out], extra
+    [E, extra_channels] or None)``.
     """
 
     def __init__(
@@ -46,21 +49,16 @@ class SO2Convolution(nn.Module):
             fc.weight.data.mul_(2**-0.5)
         self.radial = None
         if radial_channels is not None:
-            n_scales = sum(self.sizes[::2][:1] + self.sizes[1::2]) * in_channels
-            self.radial = RadialMLP(list(radial_channels) + [n_scales])
+            self.num_pairs = wigner_rows(lmax, mmax).num_pairs
+            self.radial = RadialMLP(list(radial_channels) + [self.num_pairs * in_channels])
 
-    def forward(self, x: torch.Tensor, edge_features: torch.Tensor | None = None):
+    def radial_scales(self, edge_features: torch.Tensor) -> torch.Tensor:
+        """The radial scales ``[E, num_pairs, C_in]`` (:func:`mlff.so3.layout.m_major_pairs` order)."""
+        return self.radial(edge_features).view(-1, self.num_pairs, self.cin)
+
+    def forward(self, x: torch.Tensor):
         e = x.shape[0]
-        blocks = list(torch.split(x, self.sizes, dim=1))
-        if self.radial is not None:
-            scales = self.radial(edge_features)
-            widths = [self.sizes[0] * self.cin] + [s * self.cin for s in self.sizes[1::2]]
-            per_m = torch.split(scales, widths, dim=1)
-            blocks[0] = blocks[0] * per_m[0].view(e, self.sizes[0], self.cin)
-            for m in range(1, self.mmax + 1):
-                s = per_m[m].view(e, self.sizes[2 * m - 1], self.cin)
-                blocks[2 * m - 1] = blocks[2 * m - 1] * s
-                blocks[2 * m] = blocks[2 * m] * s
+        blocks = torch.split(x, self.sizes, dim=1)
         out0 = self.fc0(blocks[0].reshape(e, self.sizes[0] * self.cin))
         extra = out0[:, : self.extra] if self.extra else None
         outputs = [out0[:, self.extra :].view(e, self.lmax + 1, self.cout)]

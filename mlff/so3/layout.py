@@ -51,6 +51,20 @@ def m_major_sizes(lmax: int, mmax: int) -> list[int]:
     return sizes
 
 
+def m_major_pairs(lmax: int, mmax: int) -> torch.Tensor:
+    """For each m-major row, its (l, |m|) pair: rows +m and -m of one degree share a pair.
+
+    Pairs are numbered in the order the SO(2) convolution's radial scales come in: m = 0 (l = 0..lmax),
+    then m = 1 (l = 1..lmax), m = 2 and so on: ``(lmax + 1) + sum_{m=1..mmax} (lmax + 1 - m)`` of them.
+    """
+    pairs, first = list(range(lmax + 1)), lmax + 1
+    for m in range(1, mmax + 1):
+        block = list(range(first, first + lmax + 1 - m))
+        pairs += block + block
+        first += lmax + 1 - m
+    return torch.tensor(pairs)
+
+
 class WignerRows:
     """Block-sparse layout of the edge-frame Wigner-D rows kept by ``|m| <= mmax``.
 
@@ -61,7 +75,7 @@ class WignerRows:
     Stored rows are grouped by degree (``l = 0..lmax``) and, within a degree, in m-major order, so
     the rows of one degree are one contiguous ``[count, 2l+1]`` block of the flat storage.
     ``position[i]`` is stored row i's place in the m-major layout, ``offset[i]`` where its ``2l+1``
-    entries start.
+    entries start, ``pair[i]`` its (l, |m|) pair (:func:`m_major_pairs`; ``num_pairs`` in all).
     """
 
     def __init__(self, lmax: int, mmax: int):
@@ -79,6 +93,9 @@ class WignerRows:
                 offset += 2 * l + 1
         self.nnz = offset
         self.num_rows = len(self.degree)
+        pairs = m_major_pairs(lmax, mmax)
+        self.pair = [int(pairs[p]) for p in self.position]
+        self.num_pairs = int(pairs.max()) + 1
 
     def check_rows(self, rows: int) -> None:
         """Raise unless ``rows`` is a row count the rotations accept: the m = 0 rows at least, all at most."""

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mlff.kernels import reference
-from mlff.so3.layout import wigner_rows
+from mlff.so3.layout import m_major_pairs, wigner_rows
 from tests.kernels.cases import DEGREES, GRAPHS, frame, graph, grid_matrices, randn
 
 triton_ops = pytest.importorskip("mlff.kernels.triton")
@@ -79,6 +79,44 @@ def test_rotate_back(lmax, mmax, graph_name, dtype, full):
     assert_same(lambda impl, d, y: impl.rotate_back(d, y, edges, n, lmax, mmax), [d, y])
 
 
+#: the fused producer and consumer at a few degrees and both dtypes, on every graph
+FUSED_CASES = [pytest.param(l, m, g, dtype, id=f"L{l}-M{m}-{g}-{str(dtype)[6:]}")
+               for l, m in [(1, 1), (3, 2), (4, 2)] for g in GRAPHS for dtype in (torch.float64, torch.float32)
+               if g == "graph" or (l, m) == (4, 2)]
+
+
+@pytest.mark.parametrize("lmax,mmax,graph_name,dtype", FUSED_CASES)
+def test_rotate_with_radial_scales(lmax, mmax, graph_name, dtype):
+    """The producer scales each (l, |m|) pair and channel: +m and -m rows by the same value."""
+    n, edges, rows, d = _rotation_case(lmax, mmax, graph_name, dtype, True)
+    x = randn(n, (lmax + 1) ** 2, CHANNELS, dtype=dtype)
+    scale = randn(edges.shape[1], wigner_rows(lmax, mmax).num_pairs, 2 * CHANNELS, dtype=dtype, seed=5)
+    assert_same(lambda impl, d, x, s: impl.rotate(d, x, edges, lmax, mmax, rows, scale=s), [d, x, scale])
+
+
+@pytest.mark.parametrize("lmax,mmax,graph_name,dtype", FUSED_CASES)
+@pytest.mark.parametrize("groups", [1, 3])
+def test_rotate_back_with_weights(lmax, mmax, graph_name, dtype, groups):
+    """The consumer weights G channel groups per edge (attention heads times the envelope)."""
+    n, edges, rows, d = _rotation_case(lmax, mmax, graph_name, dtype, False)
+    y = randn(edges.shape[1], rows, 2 * CHANNELS, dtype=dtype)
+    weight = randn(edges.shape[1], groups, dtype=dtype, seed=5)
+    assert_same(lambda impl, d, y, w: impl.rotate_back(d, y, edges, n, lmax, mmax, weight=w), [d, y, weight])
+
+
+def test_scaled_rotation_is_the_unscaled_one_times_the_pair_scales():
+    """Not only the same as the reference: the scale is the one the SO(2) convolution documents."""
+    lmax, mmax = 3, 2
+    n, edges, rows, d = _rotation_case(lmax, mmax, "graph", torch.float64, True)
+    x = randn(n, (lmax + 1) ** 2, CHANNELS, dtype=torch.float64).to(DEVICE)
+    scale = randn(edges.shape[1], wigner_rows(lmax, mmax).num_pairs, 2 * CHANNELS, dtype=torch.float64).to(DEVICE)
+    plain = triton_ops.rotate(d.to(DEVICE), x, edges, lmax, mmax, rows)
+    scaled = triton_ops.rotate(d.to(DEVICE), x, edges, lmax, mmax, rows, scale=scale)
+    pairs = m_major_pairs(lmax, mmax).tolist()
+    for row, pair in enumerate(pairs):
+        torch.testing.assert_close(scaled[:, row], plain[:, row] * scale[:, pair], rtol=1e-13, atol=0)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("graph_name", list(GRAPHS))
 def test_segment_sum(graph_name, dtype):
@@ -105,6 +143,17 @@ def test_grid_silu(lmax, mmax, rows, dtype):
     to_grid, from_grid = (m.to(DEVICE) for m in grid_matrices(lmax, mmax, dtype))
     x = randn(rows, to_grid.shape[1], CHANNELS, dtype=dtype)
     assert_same(lambda impl, x: impl.grid_silu(x, to_grid, from_grid), [x])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("lmax,channels", [(1, 3), (2, 17), (4, 5)])
+@pytest.mark.parametrize("rows", [0, 1, 3])
+def test_grid_mlp(lmax, channels, rows, dtype):
+    """The point-wise MLP's output, and the gradients in the input and in the three (trained) weights."""
+    to_grid, from_grid = (m.to(DEVICE) for m in grid_matrices(lmax, lmax, dtype))
+    x = randn(rows, to_grid.shape[1], channels, dtype=dtype)
+    weights = [randn(channels, channels, dtype=dtype, seed=20 + i) / channels**0.5 for i in range(3)]
+    assert_same(lambda impl, x, *w: impl.grid_mlp(x, to_grid, from_grid, *w), [x, *weights])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -135,7 +184,7 @@ def _op_args():
     """
     n, edges = 3, torch.tensor([[0, 1, 2], [1, 0, 0]], device=DEVICE)
     lmax, mmax = 1, 1
-    rows = wigner_rows(lmax, mmax).num_rows
+    rows, pairs = wigner_rows(lmax, mmax).num_rows, wigner_rows(lmax, mmax).num_pairs
     f64 = dict(dtype=torch.float64)
 
     def leaf(t):
@@ -147,9 +196,11 @@ def _op_args():
     unit = torch.nn.functional.normalize(randn(3, 3, **f64), dim=-1)
     ops = torch.ops.mlff
     return [
-        ("rotate", ops.rotate.default, (d, x, edges, lmax, mmax, rows)),
-        ("rotate-m0", ops.rotate.default, (d, x, edges, lmax, mmax, lmax + 1)),
-        ("rotate_back", ops.rotate_back.default, (d, y, edges, n, lmax, mmax)),
+        ("rotate", ops.rotate.default, (d, x, edges, lmax, mmax, rows, None)),
+        ("rotate-m0", ops.rotate.default, (d, x, edges, lmax, mmax, lmax + 1, None)),
+        ("rotate-scaled", ops.rotate.default, (d, x, edges, lmax, mmax, rows, leaf(randn(3, pairs, 2, **f64)))),
+        ("rotate_back", ops.rotate_back.default, (d, y, edges, n, lmax, mmax, None)),
+        ("rotate_back-weighted", ops.rotate_back.default, (d, y, edges, n, lmax, mmax, leaf(randn(3, 2, **f64)))),
         ("rotation_grad", ops.rotation_grad.default, (y, x, edges, lmax, mmax)),
         ("segment_sum", ops.segment_sum.default, (leaf(randn(3, 2, **f64)), edges[1], n)),
         ("gather", ops.gather.default, (leaf(randn(n, 2, **f64)), edges[0])),
@@ -158,6 +209,8 @@ def _op_args():
         ("spherical_harmonics", ops.spherical_harmonics.default, (leaf(unit), 3)),
         ("spherical_harmonics_vjp", ops.spherical_harmonics_vjp.default, (leaf(unit), leaf(randn(3, 16, **f64)), 3)),
         ("spherical_harmonics_jvp", ops.spherical_harmonics_jvp.default, (leaf(unit), leaf(randn(3, 3, **f64)), 3)),
+        ("grid_mlp", ops.grid_mlp.default, (leaf(randn(2, to_grid.shape[1], 2, **f64)), to_grid, from_grid,
+                                            *(leaf(randn(2, 2, **f64, seed=s)) for s in (2, 3, 4)))),
         ("grid_silu", ops.grid_silu.default, (leaf(randn(2, to_grid.shape[1], 1, **f64)), to_grid, from_grid)),
     ]
 

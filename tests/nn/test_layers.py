@@ -4,11 +4,12 @@ import pytest
 import torch
 from e3nn import o3
 
+from mlff.kernels import enveloped_softmax
+from mlff.kernels.reference import pair_scales
 from mlff.nn.activation import GateActivation, SeparableS2Activation
 from mlff.nn.feed_forward import FeedForward
 from mlff.nn.norm import EquivariantRMSNorm, SeparableLayerNorm
 from mlff.nn.radial import BesselBasis, GaussianBasis, PolynomialEnvelope
-from mlff.kernels import enveloped_softmax
 from mlff.nn.so2_conv import SO2Convolution
 from mlff.nn.so3_linear import SO3Linear
 from mlff.so3.grid import SphereGrid
@@ -86,8 +87,9 @@ def test_so2_convolution_commutes_with_rolls_about_the_edge_axis():
     c, s = torch.cos(angle), torch.sin(angle)
     roll = torch.tensor([[c, 0, s], [0, 1, 0], [-s, 0, c]], dtype=torch.float64)
     d = WignerD(lmax)(roll[None])[0][index][:, index]  # roll acts within the kept coefficients
-    y, extra = conv(x, feats)
-    y_rolled, extra_rolled = conv(torch.einsum("ab,nbc->nac", d, x), feats)
+    scales = pair_scales(conv.radial_scales(feats), lmax, mmax, len(index))  # what the producer applies
+    y, extra = conv(x * scales)
+    y_rolled, extra_rolled = conv(torch.einsum("ab,nbc->nac", d, x) * scales)
     torch.testing.assert_close(y_rolled, torch.einsum("ab,nbc->nac", d, y), atol=1e-12, rtol=0)
     torch.testing.assert_close(extra_rolled, extra, atol=1e-12, rtol=0)
 

@@ -1,10 +1,13 @@
-"""What the Triton ops share: launch counts (so tests can tell that Triton ran) and CSR grouping."""
+"""What the Triton ops share: launch counts (so tests can tell that Triton ran), CSR grouping and
+register-tile matmuls."""
 
 from __future__ import annotations
 
 import collections
 
 import torch
+import triton
+import triton.language as tl
 
 #: kernel launches per op since import (or since :func:`reset_launches`)
 LAUNCHES: collections.Counter = collections.Counter()
@@ -28,3 +31,13 @@ def csr(index: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     start = torch.zeros(size + 1, dtype=torch.int64, device=index.device)
     torch.cumsum(torch.bincount(index, minlength=size), 0, out=start[1:])
     return order, start
+
+
+@triton.jit
+def matmul(a, b, USE_DOT: tl.constexpr):
+    """``a @ b`` for register tiles: ``tl.dot`` (IEEE float32), or broadcast-and-sum for float64."""
+    if USE_DOT:
+        out = tl.dot(a, b, input_precision="ieee")
+    else:
+        out = tl.sum(a[:, :, None] * b[None, :, :], axis=1)
+    return out

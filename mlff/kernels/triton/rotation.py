@@ -3,34 +3,44 @@
 Three ``torch.library`` ops close under differentiation, so every order of derivative runs on
 them (forces need the first, force training the second):
 
-* ``mlff::rotate(D, x, index)``: ``y[e, p, s*C + c] = sum_j D[e, row p, j] x[index[s, e], l_p^2 + j, c]``
-  (gather the sender/receiver features and rotate them into the edge frame, m-major);
-* ``mlff::rotate_back(D, y, index, N)``: its adjoint in ``x``: rotate back and sum into the nodes;
-* ``mlff::rotation_grad(g, x, index)``: its adjoint in ``D``: ``sum_{s,c} g[e, p, s*C + c] x[...]``.
+* ``mlff::rotate(D, x, index, scale)``, the producer:
+  ``y[e, p, s*C + c] = scale[e, pair_p, s*C + c] sum_j D[e, row p, j] x[index[s, e], l_p^2 + j, c]``
+  (gather the sender/receiver features, rotate them into the edge frame, m-major, and apply the
+  radial scales; without ``scale``, no scaling);
+* ``mlff::rotate_back(D, y, index, N, weight)``, the consumer: weight each edge's channel groups,
+  rotate back and sum into the nodes; unweighted, the adjoint of ``rotate`` in ``x``;
+* ``mlff::rotation_grad(g, x, index)``: the adjoint of unscaled ``rotate`` in ``D``:
+  ``sum_{s,c} g[e, p, s*C + c] x[...]``.
 
-``rotate``'s backward is ``(rotation_grad, rotate_back)``, ``rotate_back``'s is ``(rotation_grad,
-rotate)`` and ``rotation_grad``'s is ``(rotate, rotate_back)``: all three are linear in each argument.
-The consumer sums into nodes deterministically: each node's program walks its edges in a fixed
-(stably sorted) order, with no atomics.
+Unscaled and unweighted, ``rotate``'s backward is ``(rotation_grad, rotate_back)``, ``rotate_back``'s
+is ``(rotation_grad, rotate)`` and ``rotation_grad``'s is ``(rotate, rotate_back)``: all three are
+linear in each argument. The scale and the weight enter the backward through elementwise torch (and
+the gradient with respect to them through one more unscaled ``rotate``), so the algebra still closes
+and every order of derivative runs on these ops. The consumer sums into nodes deterministically:
+each node's program walks its edges in a fixed (stably sorted) order, with no atomics.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 import torch
 import triton
 import triton.language as tl
 
-from mlff.kernels.triton.common import count_launch, csr
+from mlff.kernels.reference import group_sum, group_weights, pair_scales, pair_sum
+from mlff.kernels.triton.common import count_launch, csr, matmul
 from mlff.so3.layout import wigner_rows
 
 
 @functools.lru_cache(maxsize=None)
 def _rows_table(lmax: int, mmax: int, device: torch.device) -> torch.Tensor:
-    """``[4, rows]`` int32 on ``device``: m-major position, first column, width, flat offset per stored row."""
+    """``[5, rows]`` int32 on ``device``: m-major position, first column, width, flat offset and (l, |m|)
+    pair per stored row."""
     layout = wigner_rows(lmax, mmax)
-    table = [layout.position, [l * l for l in layout.degree], [2 * l + 1 for l in layout.degree], layout.offset]
+    table = [layout.position, [l * l for l in layout.degree], [2 * l + 1 for l in layout.degree], layout.offset,
+             layout.pair]
     return torch.tensor(table, dtype=torch.int32, device=device)
 
 
@@ -38,16 +48,6 @@ def _blocks(k: int, c: int, rows: int) -> tuple[int, int, int]:
     # tl.dot needs every dimension >= 16
     return (max(16, triton.next_power_of_2(k)), max(16, min(64, triton.next_power_of_2(max(c, 1)))),
             max(16, triton.next_power_of_2(rows)))
-
-
-@triton.jit
-def _matmul(a, b, USE_DOT: tl.constexpr):
-    """``a @ b`` for register tiles: ``tl.dot`` (IEEE float32), or broadcast-and-sum for float64."""
-    if USE_DOT:
-        out = tl.dot(a, b, input_precision="ieee")
-    else:
-        out = tl.sum(a[:, :, None] * b[None, :, :], axis=1)
-    return out
 
 
 @triton.jit
@@ -74,9 +74,9 @@ def _row_tile(table_ptr, d_ptr, e, nnz, num_rows, rows_used, BLOCK_R: tl.constex
 
 
 @triton.jit
-def _rotate_kernel(d_ptr, x_ptr, index_ptr, y_ptr, table_ptr, num_edges, channels, coeffs, nnz, num_rows,
-                   rows_out, width_out, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr,
-                   USE_DOT: tl.constexpr):
+def _rotate_kernel(d_ptr, x_ptr, index_ptr, scale_ptr, y_ptr, table_ptr, num_edges, channels, coeffs, nnz,
+                   num_rows, num_pairs, rows_out, width_out, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr,
+                   BLOCK_C: tl.constexpr, USE_DOT: tl.constexpr, HAS_SCALE: tl.constexpr):
     e = tl.program_id(0).to(tl.int64)
     s = tl.program_id(1).to(tl.int64)
     c = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -86,15 +86,20 @@ def _rotate_kernel(d_ptr, x_ptr, index_ptr, y_ptr, table_ptr, num_edges, channel
     node = tl.load(index_ptr + s * num_edges + e).to(tl.int64)
     x = tl.load(x_ptr + node * coeffs * channels + k[:, None] * channels + c[None, :],
                 mask=(k[:, None] < coeffs) & c_mask[None, :], other=0.0)
-    y = _matmul(d, x, USE_DOT)
+    y = matmul(d, x, USE_DOT)
+    if HAS_SCALE:
+        pair = tl.load(table_ptr + 4 * num_rows + tl.arange(0, BLOCK_R), mask=used, other=0)
+        y *= tl.load(scale_ptr + e * num_pairs * width_out + pair[:, None] * width_out + s * channels + c[None, :],
+                     mask=used[:, None] & c_mask[None, :], other=0.0)
     tl.store(y_ptr + e * rows_out * width_out + position[:, None] * width_out + s * channels + c[None, :], y,
              mask=used[:, None] & c_mask[None, :])
 
 
 @triton.jit
-def _rotate_back_kernel(d_ptr, y_ptr, order_ptr, start_ptr, x_ptr, table_ptr, num_edges, channels, coeffs, nnz,
-                        num_rows, rows_in, width_in, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr,
-                        BLOCK_C: tl.constexpr, USE_DOT: tl.constexpr):
+def _rotate_back_kernel(d_ptr, y_ptr, weight_ptr, order_ptr, start_ptr, x_ptr, table_ptr, num_edges, channels,
+                        coeffs, nnz, num_rows, rows_in, width_in, groups, BLOCK_R: tl.constexpr,
+                        BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr, USE_DOT: tl.constexpr,
+                        HAS_WEIGHT: tl.constexpr):
     n = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     k = tl.arange(0, BLOCK_K)
@@ -107,7 +112,10 @@ def _rotate_back_kernel(d_ptr, y_ptr, order_ptr, start_ptr, x_ptr, table_ptr, nu
         d, position, used, _, _ = _row_tile(table_ptr, d_ptr, e, nnz, num_rows, rows_in, BLOCK_R, BLOCK_K, True)
         y = tl.load(y_ptr + e * rows_in * width_in + position[:, None] * width_in + s * channels + c[None, :],
                     mask=used[:, None] & c_mask[None, :], other=0.0)
-        acc += _matmul(tl.trans(d), y, USE_DOT)
+        if HAS_WEIGHT:
+            group = (s * channels + c) // (width_in // groups)
+            y *= tl.load(weight_ptr + e * groups + group, mask=c_mask, other=0.0)[None, :]
+        acc += matmul(tl.trans(d), y, USE_DOT)
     tl.store(x_ptr + n * coeffs * channels + k[:, None] * channels + c[None, :], acc,
              mask=(k[:, None] < coeffs) & c_mask[None, :])
 
@@ -130,7 +138,7 @@ def _rotation_grad_kernel(g_ptr, x_ptr, index_ptr, out_ptr, table_ptr, num_edges
                         mask=(k[:, None] < coeffs) & c_mask[None, :], other=0.0)
             g = tl.load(g_ptr + e * rows_in * width_in + position[:, None] * width_in + s * channels + c[None, :],
                         mask=used[:, None] & c_mask[None, :], other=0.0)
-            acc += _matmul(g, tl.trans(x), USE_DOT)
+            acc += matmul(g, tl.trans(x), USE_DOT)
     # every stored entry is written: rows beyond rows_in get zeros
     _, _, _, in_row, entry = _row_tile(table_ptr, out_ptr, e, nnz, num_rows, num_rows, BLOCK_R, BLOCK_K, False)
     tl.store(out_ptr + entry, acc, mask=in_row)
@@ -150,9 +158,12 @@ def _check(lmax: int, mmax: int, rows: int, d_width: int | None = None) -> int:
 
 
 @torch.library.custom_op("mlff::rotate", mutates_args=())
-def rotate(d: torch.Tensor, x: torch.Tensor, index: torch.Tensor, lmax: int, mmax: int, rows: int) -> torch.Tensor:
+def rotate(d: torch.Tensor, x: torch.Tensor, index: torch.Tensor, lmax: int, mmax: int, rows: int,
+           scale: Optional[torch.Tensor]) -> torch.Tensor:
     num_rows = _check(lmax, mmax, rows, d.shape[1])
     d, x, index = d.contiguous(), x.contiguous(), index.contiguous()
+    has_scale = scale is not None
+    scale = scale.contiguous() if has_scale else d  # d: a placeholder the kernel never reads
     num_sets, num_edges = index.shape
     coeffs, channels = x.shape[1], x.shape[2]
     y = x.new_empty(num_edges, rows, num_sets * channels)
@@ -160,22 +171,25 @@ def rotate(d: torch.Tensor, x: torch.Tensor, index: torch.Tensor, lmax: int, mma
         block_k, block_c, block_r = _blocks(coeffs, channels, num_rows)
         grid = (num_edges, num_sets, triton.cdiv(channels, block_c))
         count_launch("rotate")
-        _rotate_kernel[grid](d, x, index, y, _rows_table(lmax, mmax, x.device), num_edges, channels, coeffs,
-                             d.shape[1], num_rows, rows, num_sets * channels, BLOCK_R=block_r, BLOCK_K=block_k,
-                             BLOCK_C=block_c, USE_DOT=_use_dot(x))
+        _rotate_kernel[grid](d, x, index, scale, y, _rows_table(lmax, mmax, x.device), num_edges, channels,
+                             coeffs, d.shape[1], num_rows, wigner_rows(lmax, mmax).num_pairs, rows,
+                             num_sets * channels, BLOCK_R=block_r, BLOCK_K=block_k, BLOCK_C=block_c,
+                             USE_DOT=_use_dot(x), HAS_SCALE=has_scale)
     return y
 
 
 @rotate.register_fake
-def _(d, x, index, lmax, mmax, rows):
+def _(d, x, index, lmax, mmax, rows, scale):
     return x.new_empty(index.shape[1], rows, index.shape[0] * x.shape[2])
 
 
 @torch.library.custom_op("mlff::rotate_back", mutates_args=())
 def rotate_back(d: torch.Tensor, y: torch.Tensor, index: torch.Tensor, num_nodes: int, lmax: int,
-                mmax: int) -> torch.Tensor:
+                mmax: int, weight: Optional[torch.Tensor]) -> torch.Tensor:
     num_rows = _check(lmax, mmax, y.shape[1], d.shape[1])
     d, y, index = d.contiguous(), y.contiguous(), index.contiguous()
+    has_weight = weight is not None
+    weight = weight.contiguous() if has_weight else d  # d: a placeholder the kernel never reads
     num_sets, num_edges = index.shape
     coeffs, channels = (lmax + 1) ** 2, y.shape[2] // num_sets
     x = y.new_zeros(num_nodes, coeffs, channels)
@@ -184,14 +198,14 @@ def rotate_back(d: torch.Tensor, y: torch.Tensor, index: torch.Tensor, num_nodes
         block_k, block_c, block_r = _blocks(coeffs, channels, num_rows)
         count_launch("rotate_back")
         _rotate_back_kernel[(num_nodes, triton.cdiv(channels, block_c))](
-            d, y, order, start, x, _rows_table(lmax, mmax, y.device), num_edges, channels, coeffs, d.shape[1],
-            num_rows, y.shape[1], y.shape[2], BLOCK_R=block_r, BLOCK_K=block_k, BLOCK_C=block_c,
-            USE_DOT=_use_dot(y))
+            d, y, weight, order, start, x, _rows_table(lmax, mmax, y.device), num_edges, channels, coeffs,
+            d.shape[1], num_rows, y.shape[1], y.shape[2], weight.shape[1] if has_weight else 1, BLOCK_R=block_r,
+            BLOCK_K=block_k, BLOCK_C=block_c, USE_DOT=_use_dot(y), HAS_WEIGHT=has_weight)
     return x
 
 
 @rotate_back.register_fake
-def _(d, y, index, num_nodes, lmax, mmax):
+def _(d, y, index, num_nodes, lmax, mmax, weight):
     return y.new_empty(num_nodes, (lmax + 1) ** 2, y.shape[2] // index.shape[0])
 
 
@@ -218,31 +232,42 @@ def _(g, x, index, lmax, mmax):
 
 
 def _save(ctx, inputs, output):
-    ctx.save_for_backward(*[t for t in inputs if isinstance(t, torch.Tensor)])
+    ctx.save_for_backward(*[t for t in inputs if isinstance(t, torch.Tensor) or t is None])
     ctx.ints = [v for v in inputs if isinstance(v, int)]
 
 
 def _rotate_backward(ctx, grad):
-    d, x, index = ctx.saved_tensors
+    d, x, index, scale = ctx.saved_tensors
     lmax, mmax, rows = ctx.ints
-    grad_d = rotation_grad(grad, x, index, lmax, mmax) if ctx.needs_input_grad[0] else None
-    grad_x = rotate_back(d, grad, index, x.shape[0], lmax, mmax) if ctx.needs_input_grad[1] else None
-    return grad_d, grad_x, None, None, None, None
+    needs = ctx.needs_input_grad
+    g = grad if scale is None else grad * pair_scales(scale, lmax, mmax, rows)
+    grad_d = rotation_grad(g, x, index, lmax, mmax) if needs[0] else None
+    grad_x = rotate_back(d, g, index, x.shape[0], lmax, mmax, None) if needs[1] else None
+    grad_scale = None
+    if scale is not None and needs[6]:
+        grad_scale = pair_sum(grad * rotate(d, x, index, lmax, mmax, rows, None), lmax, mmax)
+    return grad_d, grad_x, None, None, None, None, grad_scale
 
 
 def _rotate_back_backward(ctx, grad):
-    d, y, index = ctx.saved_tensors
+    d, y, index, weight = ctx.saved_tensors
     _, lmax, mmax = ctx.ints
-    grad_d = rotation_grad(y, grad, index, lmax, mmax) if ctx.needs_input_grad[0] else None
-    grad_y = rotate(d, grad, index, lmax, mmax, y.shape[1]) if ctx.needs_input_grad[1] else None
-    return grad_d, grad_y, None, None, None, None
+    needs = ctx.needs_input_grad
+    weights = None if weight is None else group_weights(weight, y.shape[2])
+    grad_d = rotation_grad(y if weight is None else y * weights, grad, index, lmax, mmax) if needs[0] else None
+    grad_y = grad_weight = None
+    if needs[1] or (weight is not None and needs[6]):
+        back = rotate(d, grad, index, lmax, mmax, y.shape[1], None)
+        grad_y = back if weight is None else back * weights
+        grad_weight = None if weight is None else group_sum(back * y, weight.shape[1])
+    return grad_d, grad_y, None, None, None, None, grad_weight
 
 
 def _rotation_grad_backward(ctx, grad):
     g, x, index = ctx.saved_tensors
     lmax, mmax = ctx.ints
-    grad_g = rotate(grad, x, index, lmax, mmax, g.shape[1]) if ctx.needs_input_grad[0] else None
-    grad_x = rotate_back(grad, g, index, x.shape[0], lmax, mmax) if ctx.needs_input_grad[1] else None
+    grad_g = rotate(grad, x, index, lmax, mmax, g.shape[1], None) if ctx.needs_input_grad[0] else None
+    grad_x = rotate_back(grad, g, index, x.shape[0], lmax, mmax, None) if ctx.needs_input_grad[1] else None
     return grad_g, grad_x, None, None, None
 
 
