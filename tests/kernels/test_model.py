@@ -25,15 +25,17 @@ triton_ops = pytest.importorskip("mlff.kernels.triton")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 TINY = dict(num_layers=1, channels=4, lmax=2, mmax=1, heads=2, attn_hidden=4, alpha_channels=4, value_channels=2,
             ffn_hidden=4, edge_channels=4, num_basis=4, grid_resolution=6, avg_degree=8.0)
-#: network builders and the Triton ops each must launch (EST's own blocks use no edge grid or softmax)
+#: network builders, and the Triton ops each must launch besides the rotations and sums (EST's own
+#: blocks use no edge grid or softmax; its energy head is the grid MLP)
 NETWORKS = {
-    "equiformer_v2": lambda: EquiformerV2(species=[1, 6, 8, 29], cutoff=3.0, edge_activation="s2", ffn_activation="s2",
-                                          **TINY),
-    "est-spherical": lambda: EST(species=[1, 6, 8, 29], cutoff=3.0, message="spherical", sphere_points=16,
-                                 expert_hidden=4, steerable_experts=1, spherical_experts=1, est_heads=1, **TINY),
+    "equiformer_v2-s2": (lambda: EquiformerV2(species=[1, 6, 8, 29], cutoff=3.0, edge_activation="s2",
+                                              ffn_activation="s2", **TINY), {"segment_softmax", "grid_silu"}),
+    "equiformer_v2-defaults": (lambda: EquiformerV2(species=[1, 6, 8, 29], cutoff=3.0, **TINY),
+                               {"segment_softmax", "grid_mlp"}),
+    "est-spherical": (lambda: EST(species=[1, 6, 8, 29], cutoff=3.0, message="spherical", sphere_points=16,
+                                  expert_hidden=4, steerable_experts=1, spherical_experts=1, est_heads=1, **TINY),
+                      {"grid_mlp"}),
 }
-
-EXTRA_OPS = {"EquiformerV2": {"segment_softmax", "grid_silu"}, "EST": set()}
 
 
 def graph():
@@ -56,7 +58,9 @@ def evaluate(model, batch, backend):
 @pytest.fixture(scope="module", params=list(NETWORKS))
 def model(request):
     torch.manual_seed(0)
-    model = EnergyModel(NETWORKS[request.param]()).double().to(DEVICE)
+    make, extra_ops = NETWORKS[request.param]
+    model = EnergyModel(make()).double().to(DEVICE)
+    model.extra_ops = extra_ops
     with torch.no_grad():  # an untrained network's outputs are near zero; spread the weights
         for p in model.network.parameters():
             p.add_(0.3 * torch.randn_like(p))
@@ -69,7 +73,7 @@ def test_triton_model_equals_the_reference(model):
     triton_ops.reset_launches()
     got, got_grads = evaluate(model, batch, "triton")
     ran = {"spherical_harmonics", "rotate", "rotate_back", "rotation_grad", "segment_sum"}
-    ran |= EXTRA_OPS[type(model.network).__name__]
+    ran |= model.extra_ops
     assert ran <= set(triton_ops.LAUNCHES), f"Triton ops that did not run: {ran - set(triton_ops.LAUNCHES)}"
     for key in expected:
         # the molecule has no stress (NaN); the periodic structure (last) has every entry
