@@ -10,6 +10,10 @@ returning a number that depends on the vacuum.
 
 The neighbour list is reused between calls with a Verlet skin (:class:`mlff.data.verlet.VerletList`);
 the result is identical to a fresh build.
+
+``compile=True`` runs the network through ``torch.compile`` with dynamic atom and edge counts
+(:mod:`mlff.models.compiled`): the first call compiles (seconds to minutes), later calls reuse it
+whatever the number of edges; ``calc.model.compilations`` counts the graphs compiled.
 """
 
 from __future__ import annotations
@@ -53,11 +57,15 @@ class MLFFCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
     def __init__(self, model, device: str = "auto", dtype: str | torch.dtype | None = None,
-                 skin: float = 0.5, kernels: str | None = None, **kwargs):
+                 skin: float = 0.5, kernels: str | None = None, compile: bool = False, **kwargs):
         super().__init__(**kwargs)
         if not skin >= 0:
             raise ConfigError(f"skin must be >= 0 Å, got {skin}")
+        if not isinstance(compile, bool):
+            raise ConfigError(f"compile must be true or false, got {compile!r}")
         self.model = load(model, device=device, dtype=dtype)
+        if compile:  # an EnergyModel passed in is compiled in place
+            self.model.set_compiled(True)
         self.device = next(iter(self.model.buffers())).device
         self.dtype = next(self.model.parameters()).dtype
         self.kernels = kernels or requested_backend()  # None: $MLFF_KERNELS, else auto

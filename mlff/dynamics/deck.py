@@ -47,6 +47,7 @@ class PotentialSpec:
     device: str = "auto"
     dtype: Literal["float32", "float64"] | None = None
     skin: float = 0.5
+    compile: bool = False  # torch.compile the network (MLFFCalculator's compile=True)
 
     def __post_init__(self):
         if self.name not in MODELS:

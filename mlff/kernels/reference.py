@@ -15,7 +15,7 @@ import functools
 
 import torch
 
-from mlff.so3.layout import m_major_pairs, wigner_rows
+from mlff.so3.layout import wigner_rows
 from mlff.so3.spherical_harmonics import spherical_harmonics as _harmonics
 
 
@@ -45,14 +45,11 @@ def _cached_dense_rows(d, lmax: int, mmax: int, rows: int, cache: dict | None) -
     return cache[key][:, :rows]
 
 
-@functools.lru_cache(maxsize=None)
-def _pair_list(lmax: int, mmax: int) -> tuple[int, ...]:
-    return tuple(m_major_pairs(lmax, mmax).tolist())
-
-
 def _pairs(lmax: int, mmax: int, device: torch.device) -> torch.Tensor:
     # made per call, not cached: the Triton ops' backward runs these under fake tensors when traced
-    return torch.tensor(_pair_list(lmax, mmax), device=device)
+    layout = wigner_rows(lmax, mmax)
+    pair_of_position = dict(zip(layout.position, layout.pair))
+    return torch.tensor([pair_of_position[p] for p in range(layout.num_rows)], device=device)
 
 
 def pair_scales(scale: torch.Tensor, lmax: int, mmax: int, rows: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ from torch import nn
 
 from mlff.data.graph import AtomicGraph
 from mlff.kernels import segment_sum
+from mlff.models.compiled import CompiledNetwork
 
 _FLOAT64_BUFFERS = ("e0", "scale")
 
@@ -33,6 +34,18 @@ class EnergyModel(nn.Module):
         self.register_buffer("e0", table)
         self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))
         self._isolated: tuple | None = None  # (key, energies): see isolated_energies
+        self._compiled: CompiledNetwork | None = None  # see set_compiled
+
+    def set_compiled(self, enabled: bool = True) -> EnergyModel:
+        """Evaluate energies, forces and stress through ``torch.compile`` (inference only: training,
+        which differentiates twice, stays eager). See :mod:`mlff.models.compiled`."""
+        self._compiled = CompiledNetwork(self.network) if enabled else None
+        return self
+
+    @property
+    def compilations(self) -> int:
+        """Graphs compiled so far by :meth:`set_compiled`'s network (0 when not compiled)."""
+        return self._compiled.compilations if self._compiled is not None else 0
 
     def _apply(self, fn, recurse=True):
         """Move E0 and scale with the model, but never change their float64 dtype."""
@@ -98,7 +111,8 @@ class EnergyModel(nn.Module):
                 cell = cell + torch.bmm(cell, sym)
                 inputs.append(strain)
             vectors = graph.edge_vectors(positions, cell)
-            eps = self.network(species, vectors, graph.edge_index)
+            network = self._compiled if self._compiled is not None and not create_graph else self.network
+            eps = network(species, vectors, graph.edge_index)
             eps = eps - self.isolated_energies(eps.dtype, eps.device, differentiable=create_graph)[species]
             atom_energy = self.scale.to(eps.dtype) * eps
             energy = segment_sum(atom_energy, graph.batch, graph.num_graphs)

@@ -34,13 +34,17 @@ def truncated_index(lmax: int, mmax: int | None = None) -> torch.Tensor:
     return torch.tensor([lm_index(l, m) for l in range(lmax + 1) for m in range(-l, l + 1) if abs(m) <= mmax])
 
 
-def m_major_index(lmax: int, mmax: int) -> torch.Tensor:
-    """l-major indices of the ``|m| <= mmax`` coefficients, in m-major order (see module doc)."""
+def _m_major_order(lmax: int, mmax: int) -> list[int]:
     order = [lm_index(l, 0) for l in range(lmax + 1)]
     for m in range(1, mmax + 1):
         order += [lm_index(l, m) for l in range(m, lmax + 1)]
         order += [lm_index(l, -m) for l in range(m, lmax + 1)]
-    return torch.tensor(order)
+    return order
+
+
+def m_major_index(lmax: int, mmax: int) -> torch.Tensor:
+    """l-major indices of the ``|m| <= mmax`` coefficients, in m-major order (see module doc)."""
+    return torch.tensor(_m_major_order(lmax, mmax))
 
 
 def m_major_sizes(lmax: int, mmax: int) -> list[int]:
@@ -57,12 +61,16 @@ def m_major_pairs(lmax: int, mmax: int) -> torch.Tensor:
     Pairs are numbered in the order the SO(2) convolution's radial scales come in: m = 0 (l = 0..lmax),
     then m = 1 (l = 1..lmax), m = 2 and so on: ``(lmax + 1) + sum_{m=1..mmax} (lmax + 1 - m)`` of them.
     """
+    return torch.tensor(_m_major_pairs(lmax, mmax))
+
+
+def _m_major_pairs(lmax: int, mmax: int) -> list[int]:
     pairs, first = list(range(lmax + 1)), lmax + 1
     for m in range(1, mmax + 1):
         block = list(range(first, first + lmax + 1 - m))
         pairs += block + block
         first += lmax + 1 - m
-    return torch.tensor(pairs)
+    return pairs
 
 
 class WignerRows:
@@ -82,7 +90,8 @@ class WignerRows:
         if not 0 <= mmax <= lmax:
             raise ValueError(f"need 0 <= mmax <= lmax, got lmax={lmax}, mmax={mmax}")
         self.lmax, self.mmax = lmax, mmax
-        place = {int(k): p for p, k in enumerate(m_major_index(lmax, mmax))}
+        # plain Python throughout (no tensors), so that torch.compile folds the layout into constants
+        place = {k: p for p, k in enumerate(_m_major_order(lmax, mmax))}
         self.degree, self.position, self.offset = [], [], []
         offset = 0
         for l in range(lmax + 1):
@@ -93,9 +102,9 @@ class WignerRows:
                 offset += 2 * l + 1
         self.nnz = offset
         self.num_rows = len(self.degree)
-        pairs = m_major_pairs(lmax, mmax)
-        self.pair = [int(pairs[p]) for p in self.position]
-        self.num_pairs = int(pairs.max()) + 1
+        pairs = _m_major_pairs(lmax, mmax)
+        self.pair = [pairs[p] for p in self.position]
+        self.num_pairs = max(pairs) + 1
 
     def check_rows(self, rows: int) -> None:
         """Raise unless ``rows`` is a row count the rotations accept: the m = 0 rows at least, all at most."""
