@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlff.bench import empp, est, kernels, kfold, model_speed, neighbors, soak, symmetry
+from mlff.bench import empp, est, kernels, kfold, md_speed, model_speed, neighbors, soak, symmetry
 from mlff.cli import Command
 
 COMMANDS = [
@@ -10,6 +10,8 @@ COMMANDS = [
             neighbors.add_arguments, neighbors.main),
     Command(("bench", "model"), "ms per energy+forces evaluation and parameter counts of the presets",
             model_speed.add_arguments, model_speed.main),
+    Command(("bench", "md"), "E+F and MD steps/s vs atoms (eager, compiled), slope, memory; MACE and fairchem in the same run",
+            md_speed.add_arguments, md_speed.main),
     Command(("bench", "kernels"), "each hot op and the model per kernel implementation: ms, GB/s, speed-ups",
             kernels.add_arguments, kernels.main),
     Command(("bench", "symmetry"), "rotation-invariance errors of the presets in float64 and float32",

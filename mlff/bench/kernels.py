@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 
 import torch
-from ase.build import bulk
 
 from mlff import kernels
+from mlff.bench.systems import copper
 from mlff.bench.timing import best_time
 from mlff.data import AtomicGraph
 from mlff.kernels import reference
@@ -27,12 +27,6 @@ from mlff.models.registry import PRESETS, build_network
 from mlff.so3.grid import SphereGrid
 from mlff.so3.layout import m_major_index, wigner_rows
 from mlff.so3.rotation import WignerBlocks, WignerD, edge_rotation
-
-
-def copper(atoms: int):
-    """A periodic fcc Cu cell with about ``atoms`` atoms (cubic repeats of the 4-atom cell)."""
-    n = max(1, round((atoms / 4) ** (1 / 3)))
-    return bulk("Cu", "fcc", a=3.61, cubic=True) * (n, n, n)
 
 
 def copy_bandwidth(device, dtype) -> float:

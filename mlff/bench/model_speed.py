@@ -13,24 +13,15 @@ from __future__ import annotations
 import argparse
 
 import torch
-from ase.build import add_adsorbate, bulk, fcc111, molecule
-
+from mlff.bench.systems import NAMED
 from mlff.bench.timing import best_time
 from mlff.data import AtomicGraph
-from mlff.data.generate.molecules import load_molecule
 from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import build_network
 
+
 def systems():
-    cu = bulk("Cu", "fcc", a=3.61, cubic=True) * (2, 2, 2)
-    slab = fcc111("Cu", (4, 4, 6), vacuum=8.0, a=3.61)
-    add_adsorbate(slab, molecule("CO"), 1.9, "ontop")
-    return [
-        ("ethanol 9", "small", load_molecule("ethanol")[0]),
-        ("aspirin 21", "small", load_molecule("aspirin")[0]),
-        ("Cu fcc 32", "31m", cu),
-        ("Cu(111)+CO 98", "31m", slab),
-    ]
+    return [(f"{name} {len(make())}", preset, make()) for name, (preset, make) in NAMED.items()]
 
 
 def main(args: argparse.Namespace) -> int:

@@ -18,6 +18,8 @@ import warnings
 import torch
 from torch import nn
 
+from mlff import kernels
+
 # The layout helpers (mlff.so3.layout.wigner_rows and the kernels' index tables) are memoised with
 # functools.lru_cache; dynamo traces through the cache and warns that it might hide a changed result.
 # Theirs depend on their integer arguments only, so the warning says nothing here.
@@ -52,4 +54,7 @@ class CompiledNetwork:
     def __call__(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         if species.shape[0] < 2 or edge_index.shape[1] < 2:
             return self.network(species, vectors, edge_index)
-        return self._compiled(species, vectors, edge_index)
+        # the compiled graph guards on the kernel choice: name the backend that runs ('torch' or
+        # 'triton'), not how it was asked for ('auto', unset), so equal choices share one graph
+        with kernels.use_backend(kernels.active_backend(vectors.device)):
+            return self._compiled(species, vectors, edge_index)

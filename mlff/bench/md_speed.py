@@ -1,0 +1,170 @@
+"""``mlff bench md``: energy + forces and MD steps/s against the number of atoms, with peers in the same run.
+
+For each preset and periodic Cu cell size (until one evaluation takes longer than ``--max-seconds``),
+eager and compiled (:mod:`mlff.models.compiled`):
+
+* **model**: ms per energy + forces of the model on a graph built beforehand;
+* **calculator**: ms per ``MLFFCalculator`` call while the atoms move a little between calls, as in
+  MD (neighbour list with skin, conversions, the model); ``nl %`` is the part outside the model;
+* **MD**: velocity-Verlet steps/s through ASE with that calculator;
+* peak resident memory of the process so far (CPU) or peak allocated memory (CUDA);
+* the log-log slope of the model time against the number of atoms.
+
+The named systems (``--systems``: ethanol, aspirin, cu32, cu-slab-co) are timed the same way, and
+next to them the peers that are installed (:mod:`mlff.bench.peers`: MACE and fairchem's
+EquiformerV2, each in its own virtual environment, run as a subprocess on the same structure with
+the same number of threads). A ratio printed here comes from two timings of this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numpy as np
+import torch
+from ase import units
+from ase.md.verlet import VelocityVerlet
+
+from mlff.bench import peers
+from mlff.bench.systems import NAMED, copper
+from mlff.bench.timing import best_time
+from mlff.calculator import MLFFCalculator
+from mlff.data import AtomicGraph
+from mlff.models.energy_model import EnergyModel
+from mlff.models.registry import build_network
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def make_model(preset: str, species: list[int], device, dtype) -> EnergyModel:
+    torch.manual_seed(0)
+    return EnergyModel(build_network("equiformer_v2", preset=preset, species=species)).to(device, dtype).eval()
+
+
+def measure(model: EnergyModel, atoms, compiled: bool, min_time: float, sync: bool) -> dict:
+    """Times of one system: first call (compiles), model, calculator and MD; graph size."""
+    atoms = atoms.copy()
+    rng = np.random.default_rng(0)
+    atoms.positions += rng.normal(scale=0.02, size=atoms.positions.shape)
+    calc = MLFFCalculator(model.set_compiled(compiled), skin=0.5)
+    start = time.perf_counter()
+    calc.get_forces(atoms)
+    first = time.perf_counter() - start
+    graph = AtomicGraph.from_atoms(atoms, model.cutoff, dtype=calc.dtype, device=calc.device)
+    model_time = best_time(lambda: model(graph), repeat=3, min_time=min_time, sync=sync)
+
+    def moved_call():
+        atoms.positions += rng.normal(scale=1e-3, size=atoms.positions.shape)
+        calc.get_forces(atoms)
+
+    calc_time = best_time(moved_call, repeat=3, min_time=min_time, sync=sync)
+    atoms.calc = calc
+    dyn = VelocityVerlet(atoms, 0.5 * units.fs)
+    steps = max(3, int(min_time / calc_time))
+    start = time.perf_counter()
+    dyn.run(steps)
+    md_rate = steps / (time.perf_counter() - start)
+    return dict(atoms=len(atoms), edges=graph.num_edges, first=first, model=model_time, calc=calc_time,
+                md=md_rate, compilations=model.compilations)
+
+
+def _line(label: str, r: dict, memory: float) -> str:
+    share = max(0.0, 1 - r["model"] / r["calc"])
+    return (f"  {label:<22} {r['atoms']:7d} atoms {r['edges']:9d} edges | model {r['model'] * 1e3:10.2f} ms"
+            f" | calculator {r['calc'] * 1e3:10.2f} ms (nl {share:4.0%}) | MD {r['md']:8.2f} steps/s"
+            f" | first call {r['first']:6.1f} s | graphs compiled {r['compilations']} | peak {memory:8.0f} MiB")
+
+
+def slope(points: list[tuple[int, float]]) -> float | None:
+    """Least-squares slope of log(time) against log(atoms) over the points with >= 1000 atoms (or all)."""
+    big = [p for p in points if p[0] >= 1000]
+    use = big if len(big) >= 2 else points
+    if len(use) < 2:
+        return None
+    x, y = np.log([p[0] for p in use]), np.log([p[1] for p in use])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def bench_scaling(args, device, dtype, sync: bool) -> None:
+    for preset in args.presets:
+        model = make_model(preset, [29], device, dtype)
+        for mode in args.modes:
+            print(f"\n{preset} preset, {mode}, periodic fcc Cu", flush=True)
+            points = []
+            for target in args.atoms:
+                r = measure(model, copper(target), mode == "compiled", args.min_time, sync)
+                points.append((r["atoms"], r["model"]))
+                print(_line(f"Cu {r['atoms']}", r, peak_memory_mib(device)), flush=True)
+                if r["model"] > args.max_seconds:
+                    print(f"  (stopping: one evaluation took more than {args.max_seconds} s)")
+                    break
+            fit = slope(points)
+            if fit is not None:
+                print(f"  log-log slope of the model time: {fit:.3f} ({'>= 1000 atoms' if points[-1][0] >= 1000 and sum(p[0] >= 1000 for p in points) >= 2 else 'all sizes'})")
+
+
+def bench_systems(args, device, dtype, sync: bool) -> None:
+    available = peers.available(args)
+    print(f"\nnamed systems; peers: {', '.join(available) or 'none installed (see mlff.bench.peers)'}")
+    for name in args.systems:
+        preset, make = NAMED[name]
+        atoms = make()
+        model = make_model(preset, sorted(set(atoms.numbers.tolist())), device, dtype)
+        ours = {}
+        for mode in args.modes:
+            r = measure(model, atoms, mode == "compiled", args.min_time, sync)
+            ours[mode] = r["model"]
+            print(_line(f"{name} {preset} {mode}", r, peak_memory_mib(device)), flush=True)
+        for peer in available:
+            try:
+                result = peers.run(peer, args, atoms, preset)
+            except peers.PeerError as error:
+                print(f"  {name} {peer}: failed: {error}")
+                continue
+            ratios = ", ".join(f"{mode} {result['seconds'] / t:.2f}x" for mode, t in ours.items())
+            print(f"  {name + ' ' + peer:<22} {result['atoms']:7d} atoms {result['edges']:9d} edges | "
+                  f"{result['what']}: {result['seconds'] * 1e3:10.2f} ms | mlff faster by: {ratios}", flush=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    sync = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if sync else f"CPU, {torch.get_num_threads()} threads"
+    print(f"mlff bench md: {name}, {args.dtype}, torch {torch.__version__}")
+    if args.systems:
+        bench_systems(args, device, dtype, sync)
+    if args.atoms:
+        bench_scaling(args, device, dtype, sync)
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="cpu or cuda (default: cuda where present)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--threads", type=int, help="torch threads (peers get the same)")
+    parser.add_argument("--presets", nargs="+", choices=["small", "31m"], default=["small", "31m"],
+                        help="presets of the scaling part")
+    parser.add_argument("--atoms", type=int, nargs="*", default=[10, 100, 1000, 10000, 100000],
+                        help="Cu cell sizes of the scaling part (none: skip it)")
+    parser.add_argument("--systems", nargs="*", choices=list(NAMED), default=list(NAMED),
+                        help="named systems, timed with their preset and the peers (none: skip them)")
+    parser.add_argument("--modes", nargs="+", choices=["eager", "compiled"], default=["eager", "compiled"])
+    parser.add_argument("--max-seconds", type=float, default=10.0,
+                        help="stop growing the cell once one evaluation takes longer than this")
+    parser.add_argument("--min-time", type=float, default=1.0, help="seconds each timing runs for, at least")
+    peers.add_arguments(parser)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__)
+    add_arguments(p)
+    raise SystemExit(main(p.parse_args()))

@@ -1,0 +1,79 @@
+"""Peers timed side by side with mlff: each in its own virtual environment, run as a subprocess.
+
+MACE pins an older e3nn and fairchem-core 1.10 (the last release with EquiformerV2) pins torch 2.4,
+so neither can share mlff's environment. ``install_mace.sh DIR`` and ``install_fairchem.sh DIR``
+build ``DIR/mace`` and ``DIR/fairchem`` (torch 2.13 CPU in both; fairchem without its pins, with a
+small pure-PyTorch stand-in for ``torch_scatter``). A runner script per peer (``mace_peer.py``,
+``fairchem_peer.py``, which import nothing from mlff) reads the structure from an extxyz file,
+builds the peer's model, times energy + forces and prints one JSON line.
+
+The benchmarks find a peer's Python from ``--mace-python`` / ``--fairchem-python``, else
+``$MLFF_MACE_PYTHON`` / ``$MLFF_FAIRCHEM_PYTHON``, else ``.peers/<peer>/bin/python`` under the
+current directory. A peer that is not installed is left out, and the benchmark says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import ase.io
+
+from mlff.models.registry import PRESETS
+
+HERE = Path(__file__).resolve().parent
+PEERS = ("mace", "fairchem")
+
+
+class PeerError(RuntimeError):
+    """A peer runner failed; the message says how."""
+
+
+def python_of(peer: str, args: argparse.Namespace) -> Path | None:
+    given = getattr(args, f"{peer}_python", None) or os.environ.get(f"MLFF_{peer.upper()}_PYTHON")
+    path = Path(given) if given else Path.cwd() / ".peers" / peer / "bin" / "python"
+    return path if path.exists() else None
+
+
+def available(args: argparse.Namespace) -> list[str]:
+    """The peers asked for (``--peers``) whose Python exists."""
+    return [peer for peer in args.peers if python_of(peer, args) is not None]
+
+
+def run(peer: str, args: argparse.Namespace, atoms, preset: str) -> dict:
+    """Time ``peer`` on ``atoms`` (our ``preset``'s hyper-parameters where the peer takes them)."""
+    python = python_of(peer, args)
+    with tempfile.TemporaryDirectory() as tmp:
+        structure = Path(tmp) / "structure.xyz"
+        ase.io.write(structure, atoms, format="extxyz")
+        command = [str(python), str(HERE / f"{peer}_peer.py"), "--structure", str(structure),
+                   "--config", json.dumps(PRESETS["equiformer_v2"][preset]), "--min-time", str(args.min_time),
+                   "--dtype", args.dtype]
+        threads = args.threads or __import__("torch").get_num_threads()
+        command += ["--threads", str(threads)]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.peer_timeout)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
+        raise PeerError(f"exit status {done.returncode}: {tail[0]}")
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError) as error:
+        raise PeerError(f"no JSON result on stdout ({error})") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--peers", nargs="*", choices=PEERS, default=list(PEERS), help="peers to time (if installed)")
+    for peer in PEERS:
+        parser.add_argument(f"--{peer}-python", help=f"the Python of {peer}'s virtual environment")
+    parser.add_argument("--peer-timeout", type=float, default=1800, help="seconds before a peer run is abandoned")
+
+
+if __name__ == "__main__":  # python -m mlff.bench.peers: which peers are installed
+    ns = argparse.Namespace(peers=list(PEERS), mace_python=None, fairchem_python=None)
+    print({peer: str(python_of(peer, ns)) for peer in PEERS}, file=sys.stdout)
