@@ -11,6 +11,9 @@ returning a number that depends on the vacuum.
 The neighbour list is reused between calls with a Verlet skin (:class:`mlff.data.verlet.VerletList`);
 the result is identical to a fresh build.
 
+``neighbor_backend``: ``"auto"`` builds the list with matscipy on the CPU and with the torch cell
+list on the model's GPU (:mod:`mlff.data.neighbors`); ``"matscipy"`` or ``"torch"`` forces one.
+
 ``compile=True`` runs the network through ``torch.compile`` with dynamic atom and edge counts
 (:mod:`mlff.models.compiled`): the first call compiles (seconds to minutes), later calls reuse it
 whatever the number of edges; ``calc.model.compilations`` counts the graphs compiled.
@@ -57,7 +60,8 @@ class MLFFCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
     def __init__(self, model, device: str = "auto", dtype: str | torch.dtype | None = None,
-                 skin: float = 0.5, kernels: str | None = None, compile: bool = False, **kwargs):
+                 skin: float = 0.5, kernels: str | None = None, compile: bool = False,
+                 neighbor_backend: str = "auto", **kwargs):
         super().__init__(**kwargs)
         if not skin >= 0:
             raise ConfigError(f"skin must be >= 0 Å, got {skin}")
@@ -71,7 +75,9 @@ class MLFFCalculator(Calculator):
         self.kernels = kernels or requested_backend()  # None: $MLFF_KERNELS, else auto
         with use_backend(self.kernels):
             active_backend(self.device)  # an unknown or unavailable backend fails here, not mid-run
-        self.neighbors = VerletList(self.model.cutoff, skin=skin)
+        if neighbor_backend not in ("auto", "matscipy", "torch"):
+            raise ConfigError(f"neighbor_backend must be 'auto', 'matscipy' or 'torch', got {neighbor_backend!r}")
+        self.neighbors = VerletList(self.model.cutoff, skin=skin, backend=neighbor_backend)
 
     def _graph(self, atoms: Atoms) -> AtomicGraph:
         """The graph of ``atoms``, validated before the neighbour list touches it.
@@ -84,7 +90,8 @@ class MLFFCalculator(Calculator):
         check_finite_positions(atoms.positions)
         if self.neighbors.needs_rebuild(atoms):
             validate_atoms(atoms, species=self.model.species)
-        nl = self.neighbors(atoms)
+        # on a GPU the list is built, kept and filtered there: only the positions go up each step
+        nl = self.neighbors(atoms, device=self.device)
         check_no_overlap(self.neighbors.closest)  # atoms that moved together within the skin
         return AtomicGraph.from_atoms(atoms, self.model.cutoff, dtype=self.dtype, device=self.device,
                                       labels=False, validate=False, neighbors=[nl])
@@ -102,7 +109,7 @@ class MLFFCalculator(Calculator):
 
     def reset(self):
         super().reset()
-        self.neighbors = VerletList(self.model.cutoff, skin=self.neighbors.skin)
+        self.neighbors = VerletList(self.model.cutoff, skin=self.neighbors.skin, backend=self.neighbors.backend)
 
     def batch(self, structures: Sequence[Atoms], stress: bool = False) -> list[dict]:
         """Evaluate many structures in one pass; one results dict per structure."""

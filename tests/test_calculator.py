@@ -6,6 +6,7 @@ import torch
 from ase import Atoms, units
 from ase.build import add_adsorbate, bulk, fcc111, molecule
 from ase.calculators.calculator import PropertyNotImplementedError
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.constraints import FixAtoms
 from ase.md.verlet import VelocityVerlet
 
@@ -42,7 +43,7 @@ def test_forces_match_ase_numerical_forces(checkpoint):
     for atoms in (molecule("CH3CH2OH"), co_on_cu()):
         atoms.rattle(0.05, seed=2)
         atoms.calc = calc
-        numeric = calc.calculate_numerical_forces(atoms, d=1e-4)
+        numeric = calculate_numerical_forces(atoms, eps=1e-4)
         np.testing.assert_allclose(atoms.get_forces(apply_constraint=False), numeric, atol=1e-6)
 
 
@@ -50,7 +51,7 @@ def test_stress_matches_ase_numerical_stress(checkpoint):
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
     atoms.rattle(0.05, seed=1)
     atoms.calc = MLFFCalculator(checkpoint, dtype="float64")
-    numeric = atoms.calc.calculate_numerical_stress(atoms, d=1e-5)
+    numeric = calculate_numerical_stress(atoms, eps=1e-5)
     stress = atoms.get_stress()
     assert np.abs(stress).max() > 1e-4
     np.testing.assert_allclose(stress, numeric, atol=1e-7)
@@ -63,10 +64,12 @@ def test_stress_on_non_periodic_structures_is_refused(checkpoint):
             atoms.get_stress()
 
 
-def test_verlet_skin_reuse_equals_rebuild_over_md(checkpoint):
+@pytest.mark.parametrize("neighbor_backend", ["auto", "torch"])
+def test_verlet_skin_reuse_equals_rebuild_over_md(checkpoint, neighbor_backend):
+    """Skin reuse changes nothing, nor does the torch cell list (what a GPU uses) in place of matscipy."""
     atoms = co_on_cu()
     thermalize_momenta(atoms, temperature_K=600, rng=np.random.default_rng(0))
-    reused = MLFFCalculator(checkpoint, dtype="float64", skin=0.5)
+    reused = MLFFCalculator(checkpoint, dtype="float64", skin=0.5, neighbor_backend=neighbor_backend)
     fresh = MLFFCalculator(checkpoint, dtype="float64", skin=0.0)
     atoms.calc = reused
     dyn = VelocityVerlet(atoms, timestep=2 * units.fs)
@@ -203,6 +206,8 @@ def test_shipped_potential_by_name(checkpoint, tmp_path, monkeypatch):
     ({"skin": -0.1}, "skin must be >= 0"),
     ({"kernels": "cuda"}, "kernel backend 'cuda' is not one of torch, triton, auto"),
     ({"kernels": "triton"}, "kernel backend 'triton' is not available on cpu"),
+    ({"compile": "yes"}, "compile must be true or false, got 'yes'"),
+    ({"neighbor_backend": "vesin"}, "neighbor_backend must be 'auto', 'matscipy' or 'torch', got 'vesin'"),
 ])
 def test_bad_options_are_one_line_errors_naming_the_allowed_values(checkpoint, options, message, monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # without the interpreter Triton cannot run on the CPU
