@@ -73,7 +73,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     p.add_argument("--min-time", type=float, default=1.0, help="seconds each of the 3 timed rounds lasts at least")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds; the best round's mean is reported")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--dtype", choices=["float32"], default="float32",
+                   help="float32 only: fairchem 1.10's EquiformerV2 keeps float32 buffers (float64 fails)")
     p.add_argument("--stock-autograd", action="store_true",
                    help="keep trainable weights and torch.no_grad() (fairchem's backbone then records "
                         "an autograd graph): fairchem's stock predict behaviour")
