@@ -33,15 +33,23 @@ def _load(args, kind: str):
 def _md(args) -> int:
     from mlff.dynamics.runner import run_md
 
-    summary = run_md(_load(args, "md"))
-    print(summary.format())
-    return 3 if summary.stopped else 0
+    return _run(_load(args, "md"), run_md)
 
 
 def _relax(args) -> int:
     from mlff.dynamics.runner import run_relax
 
-    summary = run_relax(_load(args, "relax"))
+    return _run(_load(args, "relax"), run_relax)
+
+
+def _run(deck, run_one) -> int:
+    """One structure through ASE (``structure``), or a batch in one graph per step (``structures``)."""
+    if deck.structures:
+        from mlff.dynamics.batch_runner import run_batch
+
+        print(run_batch(deck).format())
+        return 0
+    summary = run_one(deck)
     print(summary.format())
     return 3 if summary.stopped else 0
 
@@ -73,7 +81,9 @@ def _info(args) -> int:
 
 
 COMMANDS = [
-    Command(("md",), "run molecular dynamics from a YAML deck", _deck_arguments, _md),
-    Command(("relax",), "relax a structure (positions, optionally the cell) from a YAML deck", _deck_arguments, _relax),
+    Command(("md",), "run molecular dynamics from a YAML deck (one structure, or a batch: 'structures')",
+            _deck_arguments, _md),
+    Command(("relax",), "relax a structure (positions, optionally the cell) or a batch from a YAML deck",
+            _deck_arguments, _relax),
     Command(("info",), "print a model's card: species, cutoff, parameters, data, metrics", _info_arguments, _info),
 ]

@@ -7,6 +7,11 @@ Example (``md/ethanol_nve.yaml``)::
     md: {ensemble: nve, timestep: 0.5, steps: 2000, temperature: 300, seed: 0}
     output: {trajectory: ethanol_nve.xyz, interval: 10, log: ethanol_nve.log, plot: ethanol_nve.png}
 
+Many structures run together (one model call per step for all of them) when the deck gives
+``structures:``, a list of structure entries, each with an optional ``copies:`` count; outputs are
+then written per structure (``run.xyz`` becomes ``run.0.xyz``, ``run.1.xyz``...). A batch runs
+``nve`` or ``langevin`` MD, or a FIRE relaxation of the positions.
+
 Units: fs, K, eV/Å; ``pressure`` in GPa. Unknown keys, wrong types and out-of-range values are
 errors that name the key.
 """
@@ -32,6 +37,7 @@ class StructureSpec:
     builder: str | None = None  # an ase.build function: molecule, bulk, fcc111...
     args: list = field(default_factory=list)
     kwargs: dict = field(default_factory=dict)
+    copies: int = 1  # in a batch ('structures'): this many independent replicas
     repeat: list[int] | None = None
     fix_bottom_layers: int = 0  # slabs built by ase.build: hold the lowest layers (FixAtoms)
 
@@ -101,6 +107,7 @@ class GuardSpec:
 @dataclass
 class Deck:
     structure: StructureSpec = field(default_factory=StructureSpec)
+    structures: list[StructureSpec] = field(default_factory=list)  # a batch, run together (mlff.dynamics.batched)
     potential: PotentialSpec = field(default_factory=PotentialSpec)
     md: MDSpec | None = None
     relax: RelaxSpec | None = None
@@ -139,10 +146,33 @@ class Deck:
             p = self.potential
             species = {"species": p.species} if p.species else {}
             model_config(p.name, p.preset, where="potential.options", **p.options, **species)
-        specs = [self.structure.system, self.structure.file, self.structure.builder]
-        if sum(s is not None for s in specs) != 1:
-            raise ConfigError("structure needs exactly one of 'system', 'file' or 'builder'")
+        if self.structures:
+            self._check_batch()
+        else:
+            _one_source("structure", self.structure)
         return self
+
+    def _check_batch(self) -> None:
+        if any(v is not None for v in (self.structure.system, self.structure.file, self.structure.builder)):
+            raise ConfigError("give either 'structure' or 'structures' (a batch), not both")
+        for i, spec in enumerate(self.structures):
+            _one_source(f"structures[{i}]", spec)
+            _at_least(f"structures[{i}].copies", spec.copies, 1)
+        if self.md and self.md.ensemble not in BATCH_ENSEMBLES:
+            raise ConfigError(f"md.ensemble {self.md.ensemble!r}: a batch ('structures') runs "
+                              f"{' or '.join(BATCH_ENSEMBLES)}")
+        if self.relax and (self.relax.optimizer != "FIRE" or self.relax.cell):
+            raise ConfigError("relax: a batch ('structures') relaxes positions with FIRE only "
+                              f"(got optimizer {self.relax.optimizer!r}, cell {self.relax.cell})")
+
+
+#: what the batched driver (mlff.dynamics.batched) runs
+BATCH_ENSEMBLES = ("nve", "langevin")
+
+
+def _one_source(key: str, spec: StructureSpec) -> None:
+    if sum(s is not None for s in (spec.system, spec.file, spec.builder)) != 1:
+        raise ConfigError(f"{key} needs exactly one of 'system', 'file' or 'builder'")
 
 
 def _positive(key: str, value: float) -> None:
