@@ -39,6 +39,7 @@ Work-arounds for running fairchem 1.10 on a current torch without its compiled e
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -101,24 +102,23 @@ def parse_args(argv=None):
 
 def import_fairchem():
     try:
-        import torch_scatter  # noqa: F401
-    except ImportError:
+        importlib.import_module("torch_scatter")
+    except (ImportError, OSError):
         sys.path.insert(0, STANDIN)
-        log(f"torch_scatter not installed: using the stand-in in {STANDIN}")
+        log(f"torch_scatter not importable: using the stand-in in {STANDIN}")
     try:
-        import fairchem.core.models.base as fc_base
-        from fairchem.core.models.base import HydraModel
+        import fairchem.core
+        from fairchem.core.models import base as fc_base
         from fairchem.core.models.equiformer_v2 import equiformer_v2 as fc_eqv2
-        from fairchem.core.models.equiformer_v2.heads import EqV2ScalarHead, EqV2VectorHead  # noqa: F401
+
+        importlib.import_module("fairchem.core.models.equiformer_v2.heads")  # registers the heads
     except Exception as e:  # noqa: BLE001 - any import failure is reported the same way
         raise PeerError(f"cannot import fairchem-core's EquiformerV2: {type(e).__name__}: {e} "
                         "(build the venv with mlff/bench/peers/install_fairchem.sh)") from e
-    import fairchem.core
-
     version = getattr(fairchem.core, "__version__", "")
     if version and not version.startswith("1.10"):
         log(f"warning: fairchem-core {version}, not 1.10")
-    return fc_base, fc_eqv2, HydraModel
+    return fc_base, fc_eqv2, fc_base.HydraModel
 
 
 def radius_graph_all_pairs(x, r, batch=None, loop=False, max_num_neighbors=None, flow="source_to_target",

@@ -32,6 +32,7 @@ hyper-parameters uniformly; this runner ignores it: the MACE model above is fixe
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -115,7 +116,7 @@ def build_model(z_table, avg_num_neighbors, modules, o3, np):
 def run(args: argparse.Namespace) -> dict:
     # mace first: its __init__ sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1, without which the e3nn it
     # pins (0.4.4) fails to torch.load its constants.pt under torch >= 2.6 (weights_only default).
-    import mace  # noqa: F401  (pylint: disable=unused-import)
+    importlib.import_module("mace")
     import ase.io
     import numpy as np
     import torch
