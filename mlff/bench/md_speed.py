@@ -19,6 +19,7 @@ the same number of threads). A ratio printed here comes from two timings of this
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 
@@ -40,6 +41,13 @@ def peak_memory_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def available_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free / 2**20
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def make_model(preset: str, species: list[int], device, dtype) -> EnergyModel:
@@ -81,6 +89,15 @@ def _line(label: str, r: dict, memory: float) -> str:
             f" | first call {r['first']:6.1f} s | graphs compiled {r['compilations']} | peak {memory:8.0f} MiB")
 
 
+def _memory_needed(points, baseline: float, atoms: int) -> float:
+    """MiB a run of ``atoms`` atoms will need: what the largest size so far added to ``baseline``
+    (the peak before the first size), scaled linearly."""
+    if not points:
+        return 0.0
+    largest = max(points, key=lambda p: p[0])
+    return baseline + max(largest[2] - baseline, 0.0) * atoms / largest[0]
+
+
 def slope(points: list[tuple[int, float]]) -> float | None:
     """Least-squares slope of log(time) against log(atoms) over the points with >= 1000 atoms (or all)."""
     big = [p for p in points if p[0] >= 1000]
@@ -96,15 +113,22 @@ def bench_scaling(args, device, dtype, sync: bool) -> None:
         model = make_model(preset, [29], device, dtype)
         for mode in args.modes:
             print(f"\n{preset} preset, {mode}, periodic fcc Cu", flush=True)
-            points = []
+            points, baseline = [], peak_memory_mib(device)
             for target in args.atoms:
-                r = measure(model, copper(target), mode == "compiled", args.min_time, sync)
-                points.append((r["atoms"], r["model"]))
-                print(_line(f"Cu {r['atoms']}", r, peak_memory_mib(device)), flush=True)
+                atoms = copper(target)
+                need = _memory_needed(points, baseline, len(atoms))
+                if points and need > 0.8 * available_memory_mib(device):
+                    print(f"  (stopping before {len(atoms)} atoms: it would need about {need / 1024:.0f} GiB, "
+                          f"{available_memory_mib(device) / 1024:.0f} GiB are free)")
+                    break
+                r = measure(model, atoms, mode == "compiled", args.min_time, sync)
+                peak = peak_memory_mib(device)
+                points.append((r["atoms"], r["model"], peak))
+                print(_line(f"Cu {r['atoms']}", r, peak), flush=True)
                 if r["model"] > args.max_seconds:
                     print(f"  (stopping: one evaluation took more than {args.max_seconds} s)")
                     break
-            fit = slope(points)
+            fit = slope([p[:2] for p in points])
             if fit is not None:
                 print(f"  log-log slope of the model time: {fit:.3f} ({'>= 1000 atoms' if points[-1][0] >= 1000 and sum(p[0] >= 1000 for p in points) >= 2 else 'all sizes'})")
 
@@ -127,9 +151,12 @@ def bench_systems(args, device, dtype, sync: bool) -> None:
             except peers.PeerError as error:
                 print(f"  {name} {peer}: failed: {error}")
                 continue
-            ratios = ", ".join(f"{mode} {result['seconds'] / t:.2f}x" for mode, t in ours.items())
+            if preset in peers.COMPARABLE[peer]:
+                ratios = "mlff faster by: " + ", ".join(f"{mode} {result['seconds'] / t:.2f}x" for mode, t in ours.items())
+            else:
+                ratios = f"(no ratio: not the model to set against the {preset} preset)"
             print(f"  {name + ' ' + peer:<22} {result['atoms']:7d} atoms {result['edges']:9d} edges | "
-                  f"{result['what']}: {result['seconds'] * 1e3:10.2f} ms | mlff faster by: {ratios}", flush=True)
+                  f"{result['what']}: {result['seconds'] * 1e3:10.2f} ms | {ratios}", flush=True)
 
 
 def main(args: argparse.Namespace) -> int:
