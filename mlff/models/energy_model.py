@@ -22,6 +22,18 @@ from mlff.models.compiled import CompiledNetwork
 
 _FLOAT64_BUFFERS = ("e0", "scale")
 
+#: modules and parameters registered anywhere so far: a change of any network's parameter list
+#: (a replaced submodule or parameter) bumps it, so cached parameter lists are gathered again
+_registrations = [0]
+
+
+def _count_registration(*args):
+    _registrations[0] += 1
+
+
+nn.modules.module.register_module_module_registration_hook(_count_registration)
+nn.modules.module.register_module_parameter_registration_hook(_count_registration)
+
 
 class EnergyModel(nn.Module):
     def __init__(self, network: nn.Module, e0: dict[int, float] | None = None, scale: float = 1.0):
@@ -34,6 +46,7 @@ class EnergyModel(nn.Module):
         self.register_buffer("e0", table)
         self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))
         self._isolated: tuple | None = None  # (key, energies): see isolated_energies
+        self._parameters_seen: tuple | None = None  # (registration count, the network's parameters)
         self._compiled: CompiledNetwork | None = None  # see set_compiled
 
     def set_compiled(self, enabled: bool = True) -> EnergyModel:
@@ -69,10 +82,15 @@ class EnergyModel(nn.Module):
         parameters) computes it afresh in the autograd graph. Otherwise it is computed once without
         a graph and cached; the cache key holds every parameter's storage and version counter, so
         any change of the weights (an optimizer step, ``load_state_dict``, ``.to()``) recomputes it.
+        The parameter list itself is gathered again only after a module or parameter was registered
+        anywhere (walking the module tree on every call cost about 1 ms, a tenth of a small
+        molecule's evaluation).
         """
         if differentiable:
             return self._isolated_network_output(dtype, device)
-        key = (dtype, torch.device(device), tuple((p.data_ptr(), p._version) for p in self.network.parameters()))
+        if self._parameters_seen is None or self._parameters_seen[0] != _registrations[0]:
+            self._parameters_seen = (_registrations[0], list(self.network.parameters()))
+        key = (dtype, torch.device(device), tuple((p.data_ptr(), p._version) for p in self._parameters_seen[1]))
         if self._isolated is None or self._isolated[0] != key:
             with torch.no_grad():
                 self._isolated = (key, self._isolated_network_output(dtype, device))

@@ -51,6 +51,22 @@ def test_isolated_atom_cache_follows_the_weights():
     handle.remove()
 
 
+def test_isolated_atom_cache_follows_a_replaced_layer():
+    """Replacing a submodule (new parameter objects) is seen without walking the modules on every call."""
+    model = small_model().double().eval()
+    graph = AtomicGraph.from_atoms(molecule("H2O"), model.cutoff, dtype=torch.float64)
+    first = model(graph)["energy"]
+    old = model.network.head.out
+    replacement = torch.nn.Linear(old.in_features, old.out_features, bias=old.bias is not None).double()
+    with torch.no_grad():
+        replacement.weight.copy_(old.weight + 0.1)
+    model.network.head.out = replacement
+    changed = model(graph)["energy"]
+    fresh = small_model().double().eval()
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh(graph)["energy"], changed) and not torch.equal(changed, first)
+
+
 def test_training_differentiates_the_isolated_atom_term():
     model = small_model().double().train()
     graph = AtomicGraph.from_atoms(Atoms("O"), model.cutoff, dtype=torch.float64)
