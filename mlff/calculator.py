@@ -17,6 +17,10 @@ list on the model's GPU (:mod:`mlff.data.neighbors`); ``"matscipy"`` or ``"torch
 ``compile=True`` runs the network through ``torch.compile`` with dynamic atom and edge counts
 (:mod:`mlff.models.compiled`): the first call compiles (seconds to minutes), later calls reuse it
 whatever the number of edges; ``calc.model.compilations`` counts the graphs compiled.
+
+``chunk``: graphs of more than this many edges run in chunks recomputed in backward, so that memory
+grows with the atoms, not with edges times layers (:meth:`mlff.models.energy_model.EnergyModel.set_chunking`;
+``"auto"``, the default, picks a size per device; ``None`` never chunks).
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ class MLFFCalculator(Calculator):
 
     def __init__(self, model, device: str = "auto", dtype: str | torch.dtype | None = None,
                  skin: float = 0.5, kernels: str | None = None, compile: bool = False,
-                 neighbor_backend: str = "auto", **kwargs):
+                 neighbor_backend: str = "auto", chunk: int | str | None = "auto", **kwargs):
         super().__init__(**kwargs)
         if not skin >= 0:
             raise ConfigError(f"skin must be >= 0 Å, got {skin}")
@@ -70,6 +74,7 @@ class MLFFCalculator(Calculator):
         self.model = load(model, device=device, dtype=dtype)
         if compile:  # an EnergyModel passed in is compiled in place
             self.model.set_compiled(True)
+        self.model.set_chunking(chunk)
         self.device = next(iter(self.model.buffers())).device
         self.dtype = next(self.model.parameters()).dtype
         self.kernels = kernels or requested_backend()  # None: $MLFF_KERNELS, else auto
@@ -79,22 +84,29 @@ class MLFFCalculator(Calculator):
             raise ConfigError(f"neighbor_backend must be 'auto', 'matscipy' or 'torch', got {neighbor_backend!r}")
         self.neighbors = VerletList(self.model.cutoff, skin=skin, backend=neighbor_backend)
 
-    def _graph(self, atoms: Atoms) -> AtomicGraph:
-        """The graph of ``atoms``, validated before the neighbour list touches it.
+    def neighbor_list(self, atoms: Atoms, verlet: VerletList | None = None, where: str = ""):
+        """The neighbour list of ``atoms`` from ``verlet`` (default: the calculator's own), with the
+        structure validated before the list touches it.
 
-        Every call checks that the positions are finite; whenever the neighbour list is rebuilt
-        (new elements, cell or periodicity, or atoms moved by more than half the skin) the full
+        Every call checks that the positions are finite; whenever the list is rebuilt (new elements,
+        cell or periodicity, or atoms moved by more than half the skin) the full
         :func:`~mlff.data.validation.validate_atoms` runs, including the model's species; between
         rebuilds the shortest edge is checked, so atoms cannot move into an overlap unnoticed.
+        ``where`` names the structure in error messages (the batched driver's ``"structure 3"``).
         """
-        check_finite_positions(atoms.positions)
-        if self.neighbors.needs_rebuild(atoms):
-            validate_atoms(atoms, species=self.model.species)
+        verlet = self.neighbors if verlet is None else verlet
+        prefix = f"{where}: " if where else ""
+        check_finite_positions(atoms.positions, prefix=prefix)
+        if verlet.needs_rebuild(atoms):
+            validate_atoms(atoms, where=where, species=self.model.species)
         # on a GPU the list is built, kept and filtered there: only the positions go up each step
-        nl = self.neighbors(atoms, device=self.device)
-        check_no_overlap(self.neighbors.closest)  # atoms that moved together within the skin
+        nl = verlet(atoms, device=self.device)
+        check_no_overlap(verlet.closest, prefix=prefix)  # atoms that moved together within the skin
+        return nl
+
+    def _graph(self, atoms: Atoms) -> AtomicGraph:
         return AtomicGraph.from_atoms(atoms, self.model.cutoff, dtype=self.dtype, device=self.device,
-                                      labels=False, validate=False, neighbors=[nl])
+                                      labels=False, validate=False, neighbors=[self.neighbor_list(atoms)])
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)

@@ -10,10 +10,12 @@ dataclass may check relations between its fields in ``__post_init__`` by raising
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 import typing
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from mlff.errors import ConfigError
@@ -73,8 +75,10 @@ def _convert(hint, value, where: str):
         return value
     if hint is typing.Any:
         return value
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if hint is float and isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
         return float(value)
+    if hint is int and isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        return int(value)  # numpy integers too, e.g. species from atoms.numbers
     if hint in (int, str, bool) and type(value) is not hint:
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value

@@ -10,6 +10,10 @@ eager and compiled (:mod:`mlff.models.compiled`):
 * peak resident memory of the process so far (CPU) or peak allocated memory (CUDA);
 * the log-log slope of the model time against the number of atoms.
 
+Large cells run in edge chunks recomputed in backward (``--chunk``, default ``auto``:
+:mod:`mlff.nn.chunking`), which is what lets them fit. Where one evaluation takes longer than 20 s,
+the model and the calculator are timed once and MD is not run.
+
 The named systems (``--systems``: ethanol, aspirin, cu32, cu-slab-co) are timed the same way, and
 next to them the peers that are installed (:mod:`mlff.bench.peers`: MACE and fairchem's
 EquiformerV2, each in its own virtual environment, run as a subprocess on the same structure with
@@ -55,31 +59,40 @@ def make_model(preset: str, species: list[int], device, dtype) -> EnergyModel:
     return EnergyModel(build_network("equiformer_v2", preset=preset, species=species)).to(device, dtype).eval()
 
 
-def measure(model: EnergyModel, atoms, compiled: bool, min_time: float, sync: bool) -> dict:
-    """Times of one system: first call (compiles), model, calculator and MD; graph size."""
+def measure(model: EnergyModel, atoms, compiled: bool, min_time: float, sync: bool, chunk="auto",
+            single_above: float = 20.0) -> dict:
+    """Times of one system: first call (compiles), model, calculator and MD; graph size. When the first
+    call takes more than ``single_above`` seconds, the model and the calculator are timed once each and
+    MD is skipped (``md`` is NaN): at that size a step is a long computation, not a rate."""
     atoms = atoms.copy()
     rng = np.random.default_rng(0)
     atoms.positions += rng.normal(scale=0.02, size=atoms.positions.shape)
-    calc = MLFFCalculator(model.set_compiled(compiled), skin=0.5)
+    calc = MLFFCalculator(model.set_compiled(compiled), skin=0.5, chunk=chunk)
     start = time.perf_counter()
     calc.get_forces(atoms)
     first = time.perf_counter() - start
+    single = first > single_above
+    repeat, min_time = (1, 0.0) if single else (3, min_time)
     graph = AtomicGraph.from_atoms(atoms, model.cutoff, dtype=calc.dtype, device=calc.device)
-    model_time = best_time(lambda: model(graph), repeat=3, min_time=min_time, sync=sync)
+    model_time = best_time(lambda: model(graph), repeat=repeat, min_time=min_time, sync=sync)
+    edges = graph.num_edges
+    del graph
 
     def moved_call():
         atoms.positions += rng.normal(scale=1e-3, size=atoms.positions.shape)
         calc.get_forces(atoms)
 
-    calc_time = best_time(moved_call, repeat=3, min_time=min_time, sync=sync)
-    atoms.calc = calc
-    dyn = VelocityVerlet(atoms, 0.5 * units.fs)
-    steps = max(3, int(min_time / calc_time))
-    start = time.perf_counter()
-    dyn.run(steps)
-    md_rate = steps / (time.perf_counter() - start)
-    return dict(atoms=len(atoms), edges=graph.num_edges, first=first, model=model_time, calc=calc_time,
-                md=md_rate, compilations=model.compilations)
+    calc_time = best_time(moved_call, repeat=repeat, min_time=min_time, sync=sync)
+    md_rate = float("nan")
+    if not single:
+        atoms.calc = calc
+        dyn = VelocityVerlet(atoms, 0.5 * units.fs)
+        steps = max(3, int(min_time / calc_time))
+        start = time.perf_counter()
+        dyn.run(steps)
+        md_rate = steps / (time.perf_counter() - start)
+    return dict(atoms=len(atoms), edges=edges, first=first, model=model_time, calc=calc_time, md=md_rate,
+                compilations=model.compilations)
 
 
 def _line(label: str, r: dict, memory: float) -> str:
@@ -121,7 +134,7 @@ def bench_scaling(args, device, dtype, sync: bool) -> None:
                     print(f"  (stopping before {len(atoms)} atoms: it would need about {need / 1024:.0f} GiB, "
                           f"{available_memory_mib(device) / 1024:.0f} GiB are free)")
                     break
-                r = measure(model, atoms, mode == "compiled", args.min_time, sync)
+                r = measure(model, atoms, mode == "compiled", args.min_time, sync, args.chunk)
                 peak = peak_memory_mib(device)
                 points.append((r["atoms"], r["model"], peak))
                 print(_line(f"Cu {r['atoms']}", r, peak), flush=True)
@@ -142,7 +155,7 @@ def bench_systems(args, device, dtype, sync: bool) -> None:
         model = make_model(preset, sorted(set(atoms.numbers.tolist())), device, dtype)
         ours = {}
         for mode in args.modes:
-            r = measure(model, atoms, mode == "compiled", args.min_time, sync)
+            r = measure(model, atoms, mode == "compiled", args.min_time, sync, args.chunk)
             ours[mode] = r["model"]
             print(_line(f"{name} {preset} {mode}", r, peak_memory_mib(device)), flush=True)
         for peer in available:
@@ -166,12 +179,16 @@ def main(args: argparse.Namespace) -> int:
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     sync = device.type == "cuda"
     name = torch.cuda.get_device_name(device) if sync else f"CPU, {torch.get_num_threads()} threads"
-    print(f"mlff bench md: {name}, {args.dtype}, torch {torch.__version__}")
+    print(f"mlff bench md: {name}, {args.dtype}, torch {torch.__version__}, edge chunks: {args.chunk}")
     if args.systems:
         bench_systems(args, device, dtype, sync)
     if args.atoms:
         bench_scaling(args, device, dtype, sync)
     return 0
+
+
+def _chunk(text: str):
+    return None if text == "none" else "auto" if text == "auto" else int(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -185,6 +202,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--systems", nargs="*", choices=list(NAMED), default=list(NAMED),
                         help="named systems, timed with their preset and the peers (none: skip them)")
     parser.add_argument("--modes", nargs="+", choices=["eager", "compiled"], default=["eager", "compiled"])
+    parser.add_argument("--chunk", type=_chunk, default="auto",
+                        help="edges per chunk for large systems: a number, auto (default) or none (mlff.nn.chunking)")
     parser.add_argument("--max-seconds", type=float, default=10.0,
                         help="stop growing the cell once one evaluation takes longer than this")
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds each timing runs for, at least")

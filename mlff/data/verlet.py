@@ -40,7 +40,9 @@ class VerletList:
         """Edges ``j -> i`` with ``|r_ij| < cutoff`` at the current positions (canonical order)."""
         if self.needs_rebuild(atoms):
             positions = atoms.positions if device is None else torch.as_tensor(atoms.positions, device=device)
-            self._list = neighbor_list(positions, atoms.cell.array, atoms.pbc, self.cutoff + self.skin, self.backend)
+            # sorted once here: the pairs kept below stay in canonical order
+            self._list = sort_edges(neighbor_list(positions, atoms.cell.array, atoms.pbc, self.cutoff + self.skin,
+                                                  self.backend))
             self._reference = (atoms.positions.copy(), atoms.cell.array.copy(), atoms.numbers.copy(),
                                np.array(atoms.pbc, dtype=bool))
             self.builds += 1
@@ -54,4 +56,4 @@ class VerletList:
         if bool(keep.any()):
             k = int(torch.argmin(torch.where(keep, squared, torch.inf)))
             self.closest = (int(nl.receivers[k]), int(nl.senders[k]), float(squared[k].sqrt()))
-        return sort_edges(NeighborList(nl.receivers[keep], nl.senders[keep], nl.shifts[keep]))
+        return NeighborList(nl.receivers[keep], nl.senders[keep], nl.shifts[keep])

@@ -23,7 +23,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlff.calculator import MLFFCalculator
 from mlff.data.graph import AtomicGraph
-from mlff.data.validation import check_finite_positions, check_no_overlap, validate_atoms
+from mlff.data.validation import validate_atoms
 from mlff.data.verlet import VerletList
 from mlff.dynamics.trajectory import TrajectoryWriter
 from mlff.errors import ConfigError, StructureError
@@ -37,7 +37,7 @@ class BatchedForces:
         self.calc, self.structures = calc, list(structures)
         if not self.structures:
             raise StructureError("no structures given")
-        for k, atoms in enumerate(self.structures):
+        for k, atoms in enumerate(self.structures):  # fail before any step (each call checks again)
             validate_atoms(atoms, where=f"structure {k}", species=calc.model.species)
         old = calc.neighbors
         self.neighbors = [VerletList(old.cutoff, skin=old.skin, backend=old.backend) for _ in self.structures]
@@ -48,11 +48,7 @@ class BatchedForces:
         structures numbered ``active`` (default: all)."""
         active = range(len(self.structures)) if active is None else list(active)
         systems = [self.structures[k] for k in active]
-        lists = []
-        for k, atoms in zip(active, systems):
-            check_finite_positions(atoms.positions, prefix=f"structure {k}: ")
-            lists.append(self.neighbors[k](atoms, device=self.calc.device))
-            check_no_overlap(self.neighbors[k].closest, prefix=f"structure {k}: ")
+        lists = [self.calc.neighbor_list(atoms, self.neighbors[k], where=f"structure {k}") for k, atoms in zip(active, systems)]
         graph = AtomicGraph.from_atoms(systems, self.calc.model.cutoff, dtype=self.calc.dtype, device=self.calc.device,
                                        labels=False, validate=False, neighbors=lists)
         with use_backend(self.calc.kernels):

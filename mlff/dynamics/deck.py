@@ -54,6 +54,7 @@ class PotentialSpec:
     dtype: Literal["float32", "float64"] | None = None
     skin: float = 0.5
     compile: bool = False  # torch.compile the network (MLFFCalculator's compile=True)
+    chunk: int | Literal["auto"] | None = "auto"  # edges per chunk for large systems (MLFFCalculator's chunk)
 
     def __post_init__(self):
         if self.name not in MODELS:

@@ -98,14 +98,15 @@ def _snapshot(atoms: Atoms) -> Atoms:
 def make_calculator(spec: PotentialSpec, atoms: Atoms) -> MLFFCalculator:
     """The deck's potential: a checkpoint (path or shipped name), or an untrained registered network."""
     if spec.model is not None:
-        return MLFFCalculator(spec.model, device=spec.device, dtype=spec.dtype, skin=spec.skin, compile=spec.compile)
+        return MLFFCalculator(spec.model, device=spec.device, dtype=spec.dtype, skin=spec.skin, compile=spec.compile,
+                              chunk=spec.chunk)
     torch.manual_seed(spec.seed)
     species = spec.species or sorted(set(atoms.numbers.tolist()))
     network = build_network(spec.name, preset=spec.preset, species=species, **spec.options)
     logger.warning("potential is an UNTRAINED %s %s network (seed %d); results are not physical",
                    spec.name, spec.preset, spec.seed)
     return MLFFCalculator(EnergyModel(network), device=spec.device, dtype=spec.dtype, skin=spec.skin,
-                          compile=spec.compile)
+                          compile=spec.compile, chunk=spec.chunk)
 
 
 def _where(spec: StructureSpec) -> str:

@@ -8,7 +8,9 @@ autograd: the compiled forward has a compiled backward (AOTAutograd), and ``torc
 runs it. Training (``create_graph``, a double backward) stays eager.
 
 Graphs with fewer than two atoms or two edges run eagerly: ``torch.compile`` specialises sizes 0 and
-1, and compiling them would add a graph per corner case.
+1, and compiling them would add a graph per corner case. So do graphs large enough to run in chunks
+(:mod:`mlff.nn.chunking`): the chunk boundaries depend on the data, and there the work per launch is
+large anyway.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from mlff import kernels
+from mlff.nn import chunking
 
 # The layout helpers (mlff.so3.layout.wigner_rows and the kernels' index tables) are memoised with
 # functools.lru_cache; dynamo traces through the cache and warns that it might hide a changed result.
@@ -52,7 +55,8 @@ class CompiledNetwork:
         return run
 
     def __call__(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        if species.shape[0] < 2 or edge_index.shape[1] < 2:
+        size = chunking.chunk_size()
+        if species.shape[0] < 2 or edge_index.shape[1] < 2 or (size is not None and edge_index.shape[1] > size):
             return self.network(species, vectors, edge_index)
         # the compiled graph guards on the kernel choice: name the backend that runs ('torch' or
         # 'triton'), not how it was asked for ('auto', unset), so equal choices share one graph

@@ -17,8 +17,14 @@ import torch
 from torch import nn
 
 from mlff.data.graph import AtomicGraph
+from mlff.errors import ConfigError
 from mlff.kernels import segment_sum
 from mlff.models.compiled import CompiledNetwork
+from mlff.nn.chunking import chunked
+
+#: edges per chunk of :meth:`EnergyModel.set_chunking`'s ``"auto"``, per device type: on the CPU a
+#: chunk's transient memory (~1.4 GB for the small preset) next to the kept per-atom tensors
+AUTO_CHUNK = {"cpu": 16384, "cuda": 65536}
 
 _FLOAT64_BUFFERS = ("e0", "scale")
 
@@ -48,6 +54,21 @@ class EnergyModel(nn.Module):
         self._isolated: tuple | None = None  # (key, energies): see isolated_energies
         self._parameters_seen: tuple | None = None  # (registration count, the network's parameters)
         self._compiled: CompiledNetwork | None = None  # see set_compiled
+        self.chunk: int | str | None = "auto"  # see set_chunking
+
+    def set_chunking(self, size: int | str | None = "auto") -> EnergyModel:
+        """Inference on graphs of more than ``size`` edges runs in chunks of about ``size`` edges,
+        recomputed in backward (:mod:`mlff.nn.chunking`): memory grows with the atoms rather than with
+        edges times layers, for one more forward of the edge layers. ``"auto"`` (the default) is
+        :data:`AUTO_CHUNK` for the device; ``None`` never chunks. Training never chunks."""
+        if not (size is None or size == "auto" or (isinstance(size, int) and not isinstance(size, bool) and size >= 1)):
+            raise ConfigError(f"chunk must be a positive number of edges, 'auto' or None, got {size!r}")
+        self.chunk = size
+        return self
+
+    def chunk_size(self, device: torch.device) -> int | None:
+        """Edges per chunk on ``device`` (None: no chunks); see :meth:`set_chunking`."""
+        return AUTO_CHUNK.get(torch.device(device).type) if self.chunk == "auto" else self.chunk
 
     def set_compiled(self, enabled: bool = True) -> EnergyModel:
         """Evaluate energies, forces and stress through ``torch.compile`` (inference only: training,
@@ -118,7 +139,9 @@ class EnergyModel(nn.Module):
         species = self.network.species(graph.numbers)
         positions, cell = graph.positions, graph.cell
         inputs = []
-        with torch.set_grad_enabled(forces or stress or torch.is_grad_enabled()):
+        chunk = None if create_graph else self.chunk_size(positions.device)
+        # the backward recomputes chunks, so it runs under the same setting as the forward
+        with torch.set_grad_enabled(forces or stress or torch.is_grad_enabled()), chunked(chunk):
             if forces or stress:
                 positions = positions.detach().requires_grad_(True)
                 inputs.append(positions)

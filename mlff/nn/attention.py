@@ -19,6 +19,7 @@ from torch import nn
 from mlff.config import choose
 from mlff.kernels import enveloped_softmax
 from mlff.nn.activation import GateActivation, SeparableS2Activation, SmoothLeakyReLU
+from mlff.nn.chunking import sum_edge_chunks
 from mlff.nn.edge_features import EdgeFeatures
 from mlff.nn.edge_frame import Frame
 from mlff.nn.so2_conv import SO2Convolution
@@ -82,9 +83,22 @@ class SO2GraphAttention(nn.Module):
         envelope: torch.Tensor,
         edge_index: torch.Tensor,
     ) -> torch.Tensor:
-        sender, receiver = edge_index
-        n, e = x.shape[0], sender.shape[0]
-        edge_features = self.edge_features(basis, species, edge_index)
+        return self.proj(sum_edge_chunks(self.messages, frame, edge_index[1], x, species, basis, envelope, edge_index))
+
+    def messages(self, frame: Frame, edges, x, species, basis, envelope, edge_index) -> torch.Tensor:
+        """The attention-weighted values summed into the receivers, ``[N, (lmax+1)^2, heads * value_channels]``,
+        over the ``edges`` (all the incoming edges of their receivers; see :mod:`mlff.nn.chunking`)."""
+        n, receiver, envelope = x.shape[0], edge_index[1, edges], envelope[edges]
+        value, logits = self.values_and_logits(frame, edges, x, species, basis, edge_index)
+        weight = enveloped_softmax(logits, envelope, receiver, n) * envelope[:, None]  # [e, heads]
+        return frame.rotate_back(value, receiver, n, weight=weight)
+
+    def values_and_logits(self, frame: Frame, edges, x, species, basis, edge_index):
+        """The values ``[e, K_mmax, heads * value_channels]`` and attention logits ``[e, heads]`` of the
+        ``edges`` (a slice or an index tensor), whose frames are ``frame``."""
+        edge_index = edge_index[:, edges]
+        e = edge_index.shape[1]
+        edge_features = self.edge_features(basis[edges], species, edge_index)
         # [x_sender, x_receiver] in the edge frame, scaled by the radial features
         message = frame.rotate(x, edge_index, scale=self.conv1.radial_scales(edge_features))
         message, extra = self.conv1(message)
@@ -92,6 +106,4 @@ class SO2GraphAttention(nn.Module):
         message = self.act(gates, message)
         value, _ = self.conv2(message)
         logits = self.alpha_act(self.alpha_norm(alpha.view(e, self.heads, self.alpha_channels)))
-        logits = torch.einsum("ehc,hc->eh", logits, self.alpha_dot)
-        weight = enveloped_softmax(logits, envelope, receiver, n) * envelope[:, None]  # [E, heads]
-        return self.proj(frame.rotate_back(value, receiver, n, weight=weight))
+        return value, torch.einsum("ehc,hc->eh", logits, self.alpha_dot)

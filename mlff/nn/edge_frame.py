@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from mlff import kernels
+from mlff.nn.chunking import map_edge_rows
 from mlff.so3.rotation import WignerBlocks, edge_rotation
 
 
@@ -25,8 +26,9 @@ class Frame:
     d: torch.Tensor
     lmax: int
     mmax: int
-    #: what a kernel implementation derives from ``d`` once per forward pass (see :func:`mlff.kernels.rotate`)
-    cache: dict = field(default_factory=dict, compare=False, repr=False)
+    #: what a kernel implementation derives from ``d`` once per forward pass (see :func:`mlff.kernels.rotate`);
+    #: None: derive it at each use
+    cache: dict | None = field(default_factory=dict, compare=False, repr=False)
 
     def rotate(self, x: torch.Tensor, index: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """Node features ``[N, (lmax+1)^2, C]`` gathered by ``index`` ``[S, E]`` -> m-major ``[E, K_mmax, S*C]``,
@@ -40,6 +42,11 @@ class Frame:
         ``index`` ``[E]``, or per edge if ``index`` is None (see :func:`mlff.kernels.rotate_back`)."""
         return kernels.rotate_back(self.d, y, index, num_nodes, self.lmax, self.mmax, cache=self.cache, weight=weight)
 
+    def narrow(self, edges: slice | torch.Tensor) -> Frame:
+        """The frames of some of the edges (a slice or an index tensor; see :mod:`mlff.nn.chunking`).
+        They cache nothing: they are used inside recomputed code, which must redo what it did the first time."""
+        return Frame(self.d[edges], self.lmax, self.mmax, cache=None)
+
 
 class EdgeFrame(nn.Module):
     def __init__(self, lmax: int, mmax: int):
@@ -49,4 +56,9 @@ class EdgeFrame(nn.Module):
 
     def forward(self, vectors: torch.Tensor) -> Frame:
         """Edge vectors ``[E, 3]`` -> their :class:`Frame` (differentiable in the vectors)."""
-        return Frame(self.wigner(edge_rotation(vectors), kernels.spherical_harmonics), self.lmax, self.mmax)
+        # edge-wise, so large systems run it over chunks of edges (mlff.nn.chunking)
+        return Frame(map_edge_rows(self.rows, vectors), self.lmax, self.mmax)
+
+    def rows(self, vectors: torch.Tensor) -> torch.Tensor:
+        """The block-sparse Wigner-D rows ``[E, nnz]`` of the edges ``vectors [E, 3]``."""
+        return self.wigner(edge_rotation(vectors), kernels.spherical_harmonics)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from mlff.kernels import grid_mlp
+from mlff.nn.chunking import map_node_chunks
 from mlff.so3.grid import SphereGrid
 
 
@@ -25,4 +26,5 @@ class GridMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         to_grid, from_grid = self.grid.to_grid_mat.to(x.dtype), self.grid.from_grid_mat.to(x.dtype)
-        return grid_mlp(x, to_grid, from_grid, [self.mlp[i].weight for i in (0, 2, 4)])
+        # row-wise, so large systems run it over chunks of atoms (mlff.nn.chunking)
+        return map_node_chunks(grid_mlp, x, to_grid, from_grid, [self.mlp[i].weight for i in (0, 2, 4)])

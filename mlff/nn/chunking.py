@@ -1,0 +1,119 @@
+"""Edge and node work in chunks, recomputed in backward: inference memory for large systems.
+
+Forces are a backward pass, so a plain forward keeps every intermediate of every layer until the
+forces are done: about 22 000 floats per edge for the small preset and 380 000 for the 31m one, most
+of it inside the graph attention, and some 40 000 floats per atom in each sphere-grid MLP. Under
+:func:`chunked` the edge-wise layers run over slices of at most ``size`` edges, and the grid MLPs
+over slices of at most ``size // NODE_SHARE`` atoms, each slice through
+:func:`torch.utils.checkpoint.checkpoint` when gradients are on: what a slice returns is kept (sums
+over its edges, per atom), its intermediates are recomputed when the backward reaches it. That
+trades one more forward of those layers for memory that grows with the atoms, not with the edges
+times the layers.
+
+The size is a setting of the running code, like the kernel backend (:func:`mlff.kernels.use_backend`):
+``None`` (the default) runs everything at once without recomputation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+_size: int | None = None
+
+
+@contextlib.contextmanager
+def chunked(size: int | None) -> Iterator[None]:
+    """Run the enclosed code in chunks of at most ``size`` edges or atoms (``None``: no chunks)."""
+    global _size
+    if size is not None and not int(size) >= 1:
+        raise ValueError(f"chunk size must be a positive number of edges or atoms, got {size}")
+    previous, _size = _size, None if size is None else int(size)
+    try:
+        yield
+    finally:
+        _size = previous
+
+
+def chunk_size() -> int | None:
+    """The chunk size in effect (``None``: no chunks)."""
+    return _size
+
+
+#: atoms per chunk = edges per chunk // NODE_SHARE: the grid MLPs keep some 40 000 floats per atom,
+#: about what four edges keep in one graph attention
+NODE_SHARE = 4
+
+
+def slices(length: int, per_chunk: int | None = None) -> list[slice]:
+    """The slices of ``length`` rows to run one at a time, ``per_chunk`` rows each (default: the chunk
+    size in effect); a single slice when not chunking."""
+    per_chunk = _size if per_chunk is None else per_chunk
+    if per_chunk is None or length <= per_chunk:
+        return [slice(0, length)]
+    return [slice(start, min(start + per_chunk, length)) for start in range(0, length, per_chunk)]
+
+
+def _run(fn: Callable, *args):
+    """``fn(*args)``, checkpointed when gradients are on."""
+    return checkpoint(fn, *args, use_reentrant=False) if torch.is_grad_enabled() else fn(*args)
+
+
+def edge_chunks(receiver: torch.Tensor) -> list:
+    """The chunks of the edges, each a slice (edges sorted by receiver, as every graph of
+    :mod:`mlff.data` has them) or an index tensor (otherwise), of about the chunk size in effect.
+    Every atom's incoming edges lie in one chunk, so a softmax over them is complete within it (an
+    atom with more edges than the chunk size gets a larger chunk)."""
+    num_edges = receiver.shape[0]
+    if _size is None or num_edges <= _size:
+        return [slice(None)]
+    order = None
+    if not bool((receiver[1:] >= receiver[:-1]).all()):
+        order = torch.argsort(receiver, stable=True)
+        receiver = receiver[order]
+    targets = torch.arange(_size, num_edges, _size, device=receiver.device)
+    starts = torch.searchsorted(receiver, receiver[targets])  # where the receiver at each target begins
+    bounds = [0, *sorted(set(starts.tolist()) - {0}), num_edges]
+    chunks = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    return chunks if order is None else [order[c] for c in chunks]
+
+
+def sum_edge_chunks(fn: Callable, frame, receiver: torch.Tensor, *args) -> torch.Tensor:
+    """The sum of ``fn(sub_frame, edges, *args)`` over the :func:`edge_chunks`, added as they come
+    (one chunk's result is alive at a time, and a sum keeps nothing for its backward). ``edges`` is
+    the chunk (a slice, ``slice(None)`` when there is one chunk, or an index tensor) and
+    ``sub_frame`` its frames (:meth:`mlff.nn.edge_frame.Frame.narrow`); ``fn`` takes its own part of
+    its per-edge tensors. Each call is checkpointed when gradients are on and there is more than one
+    chunk."""
+    chunks = edge_chunks(receiver)
+    if len(chunks) == 1:
+        return fn(frame, chunks[0], *args)
+    total = None
+    for edges in chunks:
+        part = _run(fn, frame.narrow(edges), edges, *args)
+        total = part if total is None else total + part
+    return total
+
+
+def map_edge_rows(fn: Callable, x: torch.Tensor, *args) -> torch.Tensor:
+    """``fn(x, *args)`` for an edge-wise ``fn`` (row ``e`` of the result depends on row ``e`` of ``x``
+    only), over chunks of at most the chunk size rows, concatenated; see :func:`_map_rows`."""
+    return _map_rows(fn, x, args, _size)
+
+
+def map_node_chunks(fn: Callable, x: torch.Tensor, *args) -> torch.Tensor:
+    """``fn(x, *args)`` for an atom-wise ``fn``, over chunks of at most chunk size // ``NODE_SHARE``
+    rows, concatenated; see :func:`_map_rows`."""
+    return _map_rows(fn, x, args, None if _size is None else max(1, _size // NODE_SHARE))
+
+
+def _map_rows(fn: Callable, x: torch.Tensor, args: tuple, per_chunk: int | None) -> torch.Tensor:
+    """``fn(x, *args)`` as it is when not chunking (or ``x`` fits one chunk); otherwise over chunks of
+    ``per_chunk`` rows, each checkpointed when gradients are on, concatenated."""
+    parts = slices(x.shape[0], per_chunk)
+    if len(parts) == 1:
+        return fn(x, *args)
+    return torch.cat([_run(fn, x[rows], *args) for rows in parts])
