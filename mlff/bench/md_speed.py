@@ -61,9 +61,10 @@ def make_model(preset: str, species: list[int], device, dtype) -> EnergyModel:
 
 def measure(model: EnergyModel, atoms, compiled: bool, min_time: float, sync: bool, chunk="auto",
             single_above: float = 20.0) -> dict:
-    """Times of one system: first call (compiles), model, calculator and MD; graph size. When the first
-    call takes more than ``single_above`` seconds, the model and the calculator are timed once each and
-    MD is skipped (``md`` is NaN): at that size a step is a long computation, not a rate."""
+    """Times of one system: first call (compiles), model, calculator and MD; graph size. When one model
+    evaluation after the first takes more than ``single_above`` seconds, the model and the calculator
+    are timed once each and MD is skipped (``md`` is NaN): at that size a step is a long computation,
+    not a rate."""
     atoms = atoms.copy()
     rng = np.random.default_rng(0)
     atoms.positions += rng.normal(scale=0.02, size=atoms.positions.shape)
@@ -71,10 +72,12 @@ def measure(model: EnergyModel, atoms, compiled: bool, min_time: float, sync: bo
     start = time.perf_counter()
     calc.get_forces(atoms)
     first = time.perf_counter() - start
-    single = first > single_above
-    repeat, min_time = (1, 0.0) if single else (3, min_time)
     graph = AtomicGraph.from_atoms(atoms, model.cutoff, dtype=calc.dtype, device=calc.device)
-    model_time = best_time(lambda: model(graph), repeat=repeat, min_time=min_time, sync=sync)
+    model_time = best_time(lambda: model(graph), repeat=1, min_time=0.0, sync=sync)
+    single = model_time > single_above
+    repeat, min_time = (1, 0.0) if single else (3, min_time)
+    if not single:
+        model_time = best_time(lambda: model(graph), repeat=repeat, min_time=min_time, sync=sync)
     edges = graph.num_edges
     del graph
 
