@@ -19,7 +19,7 @@ from torch import nn
 from mlff.config import choose
 from mlff.kernels import enveloped_softmax
 from mlff.nn.activation import GateActivation, SeparableS2Activation, SmoothLeakyReLU
-from mlff.nn.chunking import sum_edge_chunks
+from mlff.nn.chunking import EdgeChunk, over_edge_chunks
 from mlff.nn.edge_features import EdgeFeatures
 from mlff.nn.edge_frame import Frame
 from mlff.nn.so2_conv import SO2Convolution
@@ -83,15 +83,16 @@ class SO2GraphAttention(nn.Module):
         envelope: torch.Tensor,
         edge_index: torch.Tensor,
     ) -> torch.Tensor:
-        return self.proj(sum_edge_chunks(self.messages, frame, edge_index[1], x, species, basis, envelope, edge_index))
+        total = over_edge_chunks(self.messages, frame, edge_index[1], x.shape[0], x, species, basis, envelope, edge_index)
+        return self.proj(total)
 
-    def messages(self, frame: Frame, edges, x, species, basis, envelope, edge_index) -> torch.Tensor:
-        """The attention-weighted values summed into the receivers, ``[N, (lmax+1)^2, heads * value_channels]``,
-        over the ``edges`` (all the incoming edges of their receivers; see :mod:`mlff.nn.chunking`)."""
-        n, receiver, envelope = x.shape[0], edge_index[1, edges], envelope[edges]
-        value, logits = self.values_and_logits(frame, edges, x, species, basis, edge_index)
-        weight = enveloped_softmax(logits, envelope, receiver, n) * envelope[:, None]  # [e, heads]
-        return frame.rotate_back(value, receiver, n, weight=weight)
+    def messages(self, frame: Frame, chunk: EdgeChunk, x, species, basis, envelope, edge_index) -> torch.Tensor:
+        """The attention-weighted values summed into the chunk's atoms, ``[count, (lmax+1)^2, heads *
+        value_channels]``, over its edges (all the incoming edges of those atoms; :mod:`mlff.nn.chunking`)."""
+        receiver, envelope = chunk.receivers(edge_index[1]), envelope[chunk.edges]
+        value, logits = self.values_and_logits(frame, chunk.edges, x, species, basis, edge_index)
+        weight = enveloped_softmax(logits, envelope, receiver, chunk.count) * envelope[:, None]  # [e, heads]
+        return frame.rotate_back(value, receiver, chunk.count, weight=weight)
 
     def values_and_logits(self, frame: Frame, edges, x, species, basis, edge_index):
         """The values ``[e, K_mmax, heads * value_channels]`` and attention logits ``[e, heads]`` of the

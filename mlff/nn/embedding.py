@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mlff.nn.chunking import sum_edge_chunks
+from mlff.nn.chunking import EdgeChunk, over_edge_chunks
 from mlff.nn.edge_features import EdgeFeatures
 from mlff.nn.radial import RadialMLP
 
@@ -30,12 +30,13 @@ class EdgeDegreeEmbedding(nn.Module):
         self.radial = RadialMLP([self.edge_features.num_features, edge_channels, edge_channels, (lmax + 1) * channels])
 
     def forward(self, species, frame, basis, envelope, edge_index, num_nodes: int) -> torch.Tensor:
-        total = sum_edge_chunks(self.embed, frame, edge_index[1], species, basis, envelope, edge_index, num_nodes)
+        total = over_edge_chunks(self.embed, frame, edge_index[1], num_nodes, species, basis, envelope, edge_index)
         return total / self.avg_degree
 
-    def embed(self, frame, edges, species, basis, envelope, edge_index, num_nodes: int) -> torch.Tensor:
-        """The (undivided) sum over the ``edges`` (a slice or an index tensor), whose frames are ``frame``."""
-        edge_index = edge_index[:, edges]
-        m0 = self.radial(self.edge_features(basis[edges], species, edge_index)).view(-1, self.lmax + 1, self.channels)
+    def embed(self, frame, chunk: EdgeChunk, species, basis, envelope, edge_index) -> torch.Tensor:
+        """The (undivided) sums into the chunk's atoms over its edges, whose frames are ``frame``."""
+        receiver, edges = chunk.receivers(edge_index[1]), chunk.edges
+        m0 = self.radial(self.edge_features(basis[edges], species, edge_index[:, edges]))
         # the m = 0 rows come first in the m-major layout
-        return frame.rotate_back(m0, edge_index[1], num_nodes, weight=envelope[edges, None])
+        m0 = m0.view(-1, self.lmax + 1, self.channels)
+        return frame.rotate_back(m0, receiver, chunk.count, weight=envelope[edges, None])

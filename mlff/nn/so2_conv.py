@@ -57,16 +57,21 @@ class SO2Convolution(nn.Module):
         return self.radial(edge_features).view(-1, self.num_pairs, self.cin)
 
     def forward(self, x: torch.Tensor):
-        e = x.shape[0]
-        blocks = torch.split(x, self.sizes, dim=1)
-        out0 = self.fc0(blocks[0].reshape(e, self.sizes[0] * self.cin))
+        e, rows0 = x.shape[0], self.sizes[0]
+        out0 = self.fc0(x[:, :rows0].reshape(e, rows0 * self.cin))
         extra = out0[:, : self.extra] if self.extra else None
         outputs = [out0[:, self.extra :].view(e, self.lmax + 1, self.cout)]
+        start = rows0
         for m, fc in enumerate(self.fcm, start=1):
             n = self.lmax + 1 - m
-            pair = torch.stack([blocks[2 * m - 1], blocks[2 * m]], 1).view(e, 2, n * self.cin)
-            z = fc(pair)  # [E, 2, 2 n C_out]: (real part, imaginary part) of the weight
-            real, imag = z[..., : n * self.cout], z[..., n * self.cout :]
-            outputs.append((real[:, 0] - imag[:, 1]).view(e, n, self.cout))  # +m
-            outputs.append((real[:, 1] + imag[:, 0]).view(e, n, self.cout))  # -m
+            pair = x[:, start : start + 2 * n].reshape(e, 2 * n * self.cin)  # [x_{+m} | x_{-m}], adjacent rows
+            outputs.append((pair @ self.complex_weight(fc, n)).view(e, 2 * n, self.cout))  # [y_{+m} | y_{-m}]
+            start += 2 * n
         return torch.cat(outputs, dim=1), extra
+
+    def complex_weight(self, fc: nn.Linear, n: int) -> torch.Tensor:
+        """The complex multiplication of order m as one real matrix: ``fc.weight`` stacks the real and the
+        imaginary part ``[W_r; W_i]``, and ``[y_+, y_-] = [x_+, x_-] @ [[W_r^T, W_i^T], [-W_i^T, W_r^T]]``,
+        i.e. ``y_+ = W_r x_+ - W_i x_-`` and ``y_- = W_i x_+ + W_r x_-`` (one GEMM per m)."""
+        real, imag = fc.weight.view(2, n * self.cout, n * self.cin).transpose(1, 2)
+        return torch.cat([torch.cat([real, imag], 1), torch.cat([-imag, real], 1)], 0)

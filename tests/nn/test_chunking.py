@@ -44,9 +44,9 @@ def test_chunked_equals_whole(kind, extra):
     graph = AtomicGraph.from_atoms(copper_oxide(), m.cutoff, dtype=torch.float64)
     whole = m(graph, stress=True)
     m.set_chunking(97)  # chunks of uneven size, and atom chunks of 97 // 4 = 24 atoms
-    assert len(edge_chunks(graph.edge_index[1])) == 1  # outside the model's call nothing is chunked
+    assert len(edge_chunks(graph.edge_index[1], graph.num_atoms)) == 1  # outside the model's call nothing is chunked
     with chunked(97):
-        assert len(edge_chunks(graph.edge_index[1])) == 6
+        assert len(edge_chunks(graph.edge_index[1], graph.num_atoms)) == 6
     parts = m(graph, stress=True)
     for key in ("energy", "energies", "forces", "stress"):
         torch.testing.assert_close(parts[key], whole[key], rtol=0, atol=1e-10)
@@ -66,18 +66,23 @@ def test_unsorted_edges_are_chunked_by_receiver():
 
 
 def test_chunks_keep_each_receiver_whole():
-    receiver = torch.tensor([0] * 3 + [1] * 10 + [2] * 2 + [3] * 4 + [4])
+    receiver = torch.tensor([0] * 3 + [1] * 10 + [3] * 2 + [4] * 4 + [6])  # atoms 2 and 5 have no edges
     with chunked(4):
-        chunks = edge_chunks(receiver)
-        shuffled = edge_chunks(receiver[torch.randperm(20, generator=torch.Generator().manual_seed(1))])
+        chunks = edge_chunks(receiver, 8)
+        shuffled = edge_chunks(receiver[torch.randperm(20, generator=torch.Generator().manual_seed(1))], 8)
     # boundaries where the receivers at edges 4, 8, 12, 16 begin: a chunk holds at most size + one atom's edges
-    assert [(c.start, c.stop) for c in chunks] == [(0, 3), (3, 15), (15, 20)]
-    covered = torch.cat([torch.arange(20)[c] for c in chunks])
-    assert covered.tolist() == list(range(20))
-    assert sorted(torch.cat(shuffled).tolist()) == list(range(20))
+    assert [(c.edges.start, c.edges.stop) for c in chunks] == [(0, 3), (3, 15), (15, 20)]
+    # each owns a range of atoms; together they cover all 8, the atoms without edges included
+    assert [(c.first, c.count) for c in chunks] == [(0, 1), (1, 3), (4, 4)]
+    for c in chunks:
+        local = c.receivers(receiver)
+        assert local.min() >= 0 and local.max() < c.count
+    # index-set chunks when the edges are not sorted: every edge once, no receiver split, all atoms each
+    assert sorted(torch.cat([c.edges for c in shuffled]).tolist()) == list(range(20))
+    assert all((c.first, c.count) == (0, 8) for c in shuffled)
     for c in chunks:  # no receiver in two chunks
-        others = torch.cat([receiver[o] for o in chunks if o != c])
-        assert not set(receiver[c].tolist()) & set(others.tolist())
+        others = torch.cat([receiver[o.edges] for o in chunks if o is not c])
+        assert not set(receiver[c.edges].tolist()) & set(others.tolist())
 
 
 def kept_bytes(m: EnergyModel, graph: AtomicGraph) -> int:
