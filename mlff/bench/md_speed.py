@@ -174,6 +174,38 @@ def bench_systems(args, device, dtype, sync: bool) -> None:
                   f"{result['what']}: {result['seconds'] * 1e3:10.2f} ms | {ratios}", flush=True)
 
 
+def bench_replicas(args, device, dtype, sync: bool) -> None:
+    """Ethanol replicas: NVE steps of ``--replicas`` structures through the batched driver (one model call
+    per step for all) against the same structures stepped one at a time through ASE, in atom-steps/s."""
+    from mlff.compat import thermalize_momenta
+    from mlff.dynamics.batched import run_md
+
+    preset, make = NAMED["ethanol"]
+    base = make()
+    model = make_model(preset, sorted(set(base.numbers.tolist())), device, dtype)
+    for mode in args.modes:
+        calc = MLFFCalculator(model.set_compiled(mode == "compiled"), skin=0.5, chunk=args.chunk)
+        replicas = []
+        for k in range(args.replicas):
+            atoms = base.copy()
+            thermalize_momenta(atoms, temperature_K=300.0, rng=np.random.default_rng(k))
+            replicas.append(atoms)
+        run_md(replicas[:2], calc, timestep=0.5, steps=2)  # warm-up (compiles)
+        steps = 5
+        start = time.perf_counter()
+        run_md(replicas, calc, timestep=0.5, steps=steps)
+        batched = steps * args.replicas * len(base) / (time.perf_counter() - start)
+        single_atoms = replicas[0].copy()
+        single_atoms.calc = calc
+        dyn = VelocityVerlet(single_atoms, 0.5 * units.fs)
+        dyn.run(2)
+        start = time.perf_counter()
+        dyn.run(steps * 4)
+        alone = steps * 4 * len(base) / (time.perf_counter() - start)
+        print(f"  ethanol x {args.replicas} {preset} {mode}: batched {batched:10.0f} atom-steps/s | one at a time "
+              f"{alone:10.0f} atom-steps/s | batched / one at a time {batched / alone:.2f}x", flush=True)
+
+
 def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -184,6 +216,9 @@ def main(args: argparse.Namespace) -> int:
     print(f"mlff bench md: {name}, {args.dtype}, torch {torch.__version__}, edge chunks: {args.chunk}")
     if args.systems:
         bench_systems(args, device, dtype, sync)
+    if args.replicas:
+        print(f"\nbatched driver, {args.replicas} ethanol replicas, NVE 0.5 fs")
+        bench_replicas(args, device, dtype, sync)
     if args.atoms:
         bench_scaling(args, device, dtype, sync)
     return 0
@@ -203,6 +238,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Cu cell sizes of the scaling part (none: skip it)")
     parser.add_argument("--systems", nargs="*", choices=list(NAMED), default=list(NAMED),
                         help="named systems, timed with their preset and the peers (none: skip them)")
+    parser.add_argument("--replicas", type=int, default=0,
+                        help="also time the batched driver on this many ethanol replicas against one at a time")
     parser.add_argument("--modes", nargs="+", choices=["eager", "compiled"], default=["eager", "compiled"])
     parser.add_argument("--chunk", type=_chunk, default="auto",
                         help="edges per chunk for large systems: a number, auto (default) or none (mlff.nn.chunking)")

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ase.build import bulk
+from ase.build import bulk, molecule
 
 from mlff import kernels
 from mlff.data import AtomicGraph, collate
 from mlff.models.energy_model import EnergyModel
 from mlff.models.equiformer_v2 import EquiformerV2
 from mlff.models.est import EST
-from mlff.testing.structures import ethanol
 
 triton_ops = pytest.importorskip("mlff.kernels.triton")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -39,9 +38,12 @@ NETWORKS = {
 
 
 def graph():
+    """Methanol (H, C and O; open boundaries) and a periodic two-atom Cu cell (stress)."""
+    methanol = molecule("CH3OH")
+    methanol.rattle(0.05, seed=0)
     copper = bulk("Cu", "fcc", a=3.61) * (2, 1, 1)
     copper.rattle(0.05, seed=1)
-    graphs = [AtomicGraph.from_atoms(a, 3.0, dtype=torch.float64) for a in (ethanol(), copper)]
+    graphs = [AtomicGraph.from_atoms(a, 3.0, dtype=torch.float64) for a in (methanol, copper)]
     return collate(graphs).to(DEVICE)
 
 
