@@ -190,7 +190,7 @@ def bench_replicas(args, device, dtype, sync: bool) -> None:
             atoms = base.copy()
             thermalize_momenta(atoms, temperature_K=300.0, rng=np.random.default_rng(k))
             replicas.append(atoms)
-        run_md(replicas[:2], calc, timestep=0.5, steps=2)  # warm-up (compiles)
+        run_md([a.copy() for a in replicas], calc, timestep=0.5, steps=1)  # warm-up: compiles for this size
         steps = 5
         start = time.perf_counter()
         run_md(replicas, calc, timestep=0.5, steps=steps)
