@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlff.bench import empp, est, kernels, kfold, md_speed, model_speed, neighbors, soak, symmetry
+from mlff.bench import empp, est, kernels, kfold, md_speed, model_speed, neighbors, smoothness, soak, symmetry
 from mlff.cli import Command
 
 COMMANDS = [
@@ -26,6 +26,8 @@ COMMANDS = [
             est.add_accuracy_arguments, est.accuracy),
     Command(("bench", "est-kfold"), "k-fold symmetric stars: can one layer tell two orientations apart (EST Table 4)",
             kfold.add_arguments, kfold.main),
+    Command(("bench", "smoothness"), "bond scans: path residual and third derivative of a potential next to its reference (xTB, EMT)",
+            smoothness.add_arguments, smoothness.main),
     Command(("bench", "soak"), "long NVE MD of ethanol-xtb: RSS growth, steps/s and energy drift vs the model card",
             soak.add_arguments, soak.main),
 ]
