@@ -34,6 +34,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from mlff.data.graph import AtomicGraph
+from mlff.data.neighbors import check_backend
 from mlff.data.validation import check_finite_positions, check_no_overlap, validate_atoms
 from mlff.data.verlet import VerletList
 from mlff.errors import ConfigError, StructureError
@@ -80,9 +81,7 @@ class MLFFCalculator(Calculator):
         self.kernels = kernels or requested_backend()  # None: $MLFF_KERNELS, else auto
         with use_backend(self.kernels):
             active_backend(self.device)  # an unknown or unavailable backend fails here, not mid-run
-        if neighbor_backend not in ("auto", "matscipy", "torch"):
-            raise ConfigError(f"neighbor_backend must be 'auto', 'matscipy' or 'torch', got {neighbor_backend!r}")
-        self.neighbors = VerletList(self.model.cutoff, skin=skin, backend=neighbor_backend)
+        self.neighbors = VerletList(self.model.cutoff, skin=skin, backend=check_backend(neighbor_backend))
 
     def neighbor_list(self, atoms: Atoms, verlet: VerletList | None = None, where: str = ""):
         """The neighbour list of ``atoms`` from ``verlet`` (default: the calculator's own), with the

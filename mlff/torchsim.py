@@ -18,8 +18,9 @@ import torch
 
 from mlff.calculator import load
 from mlff.data.graph import AtomicGraph, collate
-from mlff.data.neighbors import neighbor_list
-from mlff.errors import ConfigError, StructureError
+from mlff.data.neighbors import check_backend, neighbor_list
+from mlff.data.validation import check_finite_positions
+from mlff.errors import StructureError
 
 try:
     import torch_sim as ts
@@ -44,9 +45,7 @@ class MLFFModel(ModelInterface):
         self._compute_stress = bool(compute_stress)
         self._compute_forces = True
         self._memory_scales_with = "n_atoms_x_density"  # a radial cutoff: edges grow with the density
-        if neighbor_backend not in ("auto", "matscipy", "torch"):
-            raise ConfigError(f"neighbor_backend must be 'auto', 'matscipy' or 'torch', got {neighbor_backend!r}")
-        self.neighbor_backend = neighbor_backend
+        self.neighbor_backend = check_backend(neighbor_backend)
 
     @property
     def compute_stress(self) -> bool:
@@ -59,15 +58,12 @@ class MLFFModel(ModelInterface):
     def graph(self, state: ts.SimState) -> AtomicGraph:
         """The state's systems as one mlff graph, in the model's dtype, on its device."""
         positions = state.positions.to(self._device, self._dtype)
-        if not bool(torch.isfinite(positions).all()):
-            atom = int((~torch.isfinite(positions).all(1)).nonzero()[0])
-            raise StructureError(f"positions contain NaN or infinity (atom {atom})")
+        if not bool(torch.isfinite(positions).all()):  # the message names the atom (unknown elements: the model's)
+            check_finite_positions(positions.detach().cpu().numpy())
         numbers = state.atomic_numbers.to(self._device)
-        unknown = sorted(set(numbers.unique().tolist()) - set(self.model.species))
-        if unknown:
-            raise StructureError(f"elements {unknown} are not among the model's species {self.model.species}")
         cells = state.row_vector_cell.to(self._device, self._dtype)
-        pbc = torch.tensor([bool(state.pbc)] * 3, device=self._device)
+        pbc_flags = [bool(state.pbc)] * 3
+        pbc = torch.tensor(pbc_flags, device=self._device)
         system = state.system_idx.to(self._device)
         if bool((system[1:] < system[:-1]).any()):
             raise StructureError("system_idx must be sorted: each system's atoms together, in order")
@@ -75,7 +71,7 @@ class MLFFModel(ModelInterface):
         graphs, start = [], 0
         for k, n in enumerate(counts):
             pos = positions[start:start + n]
-            nl = neighbor_list(pos, cells[k], pbc.cpu().numpy(), self.model.cutoff, backend=self.neighbor_backend)
+            nl = neighbor_list(pos, cells[k], pbc_flags, self.model.cutoff, backend=self.neighbor_backend)
             graphs.append(AtomicGraph(
                 positions=pos, numbers=numbers[start:start + n], cell=cells[k][None], pbc=pbc[None],
                 edge_index=torch.stack([nl.senders, nl.receivers]).to(self._device), shifts=nl.shifts.to(self._device),

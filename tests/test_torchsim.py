@@ -91,7 +91,7 @@ def test_nve_through_torchsim_conserves_energy():
 def test_bad_input_is_named():
     model = MLFFModel(energy_model(species=(29,)), device="cpu")
     oxide = systems()[1]
-    with pytest.raises(StructureError, match=r"elements \[8\]"):
+    with pytest.raises(StructureError, match=r"element O \(Z=8\) is not among the model's species"):
         model(ts.io.atoms_to_state([oxide], torch.device("cpu"), torch.float64))
     copper = systems()[0]
     state = ts.io.atoms_to_state([copper], torch.device("cpu"), torch.float64)

@@ -22,6 +22,7 @@ from mlff.calculator import MLFFCalculator
 from mlff.data.generate.md17 import serial_openmp, xtb_calculator
 from mlff.data.generate.molecules import load_molecule
 from mlff.errors import ConfigError
+from mlff.testing.checks import work_residual
 
 
 @dataclass
@@ -62,8 +63,7 @@ def bond_scan(calc, atoms: Atoms, i: int, j: int, start: float, stop: float, ste
         energies.append(frame.get_potential_energy())
         forces.append(frame.get_forces()[j] @ direction)
     energies, forces = np.array(energies), np.array(forces)
-    residuals = np.abs(np.diff(energies) + 0.5 * (forces[1:] + forces[:-1]) * np.diff(offsets))
-    return Scan(offsets, residuals)
+    return Scan(offsets, work_residual(energies[:-1], energies[1:], forces[:-1], forces[1:], np.diff(offsets)))
 
 
 def bonds(atoms: Atoms, pairs: list[str] | None) -> list[tuple[int, int]]:

@@ -26,6 +26,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from mlff.errors import ConfigError
+
 
 class NeighborList(NamedTuple):
     """Edges ``j -> i`` as torch tensors on the device of the input positions."""
@@ -62,6 +64,16 @@ def effective_cell(
         out[k] = normal * (hi - lo + 2.0)
         origin += normal * (lo - 1.0)
     return out, origin
+
+
+BACKENDS = ("auto", "matscipy", "torch")
+
+
+def check_backend(name: str, option: str = "neighbor_backend") -> str:
+    """``name`` if it is one of :data:`BACKENDS`, else a :class:`~mlff.errors.ConfigError` naming ``option``."""
+    if name not in BACKENDS:
+        raise ConfigError(f"{option} must be 'auto', 'matscipy' or 'torch', got {name!r}")
+    return name
 
 
 def neighbor_list(

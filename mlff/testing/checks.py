@@ -218,10 +218,21 @@ def _pull_points(model, atoms: Atoms, fractions) -> list[tuple[float, float, int
     return points
 
 
+def work_residual(energy_a, energy_b, force_a, force_b, length):
+    """Trapezoid error of the work integral over a path segment: ``|E_b - E_a + (F_a + F_b)/2 * length|``
+    (``F`` the force along the path, ``length`` in Å; ``dE = -F dx``). For a smooth energy it is
+    ``length^3 |d3E/dx3| / 12`` to leading order. Numbers or numpy arrays (one entry per segment)."""
+    return abs(energy_b - energy_a + 0.5 * (force_a + force_b) * length)
+
+
 def _segment_residual(a, b, length: float) -> float:
-    """Trapezoid error of the work integral over one segment: ``|E_b - E_a + (F_a + F_b)/2 * length|``
-    (``F`` along the pull, ``length`` in Å; ``dE = -F dx``)."""
-    return abs(b[0] - a[0] + 0.5 * (a[1] + b[1]) * length)
+    """:func:`work_residual` between two :func:`_pull_points`."""
+    return work_residual(a[0], b[0], a[1], b[1], length)
+
+
+def _crossings(points) -> int:
+    """Steps between consecutive :func:`_pull_points` at which the pulled atom's neighbour count changed."""
+    return sum(a[2] != b[2] for a, b in zip(points[:-1], points[1:]))
 
 
 def pull_scan(model, atoms: Atoms, steps: int = 400) -> tuple[float, int]:
@@ -234,7 +245,7 @@ def pull_scan(model, atoms: Atoms, steps: int = 400) -> tuple[float, int]:
     points = _pull_points(model, atoms, np.linspace(0.0, 1.0, steps + 1))
     length = PULL_DISTANCE / steps
     residual = max(_segment_residual(points[k], points[k + 1], length) for k in range(steps))
-    return float(residual), sum(points[k][2] != points[k + 1][2] for k in range(steps))
+    return float(residual), _crossings(points)
 
 
 def check_smoothness(model, atoms: Atoms, steps: int = 400, limit: float = 1e-5, max_steps: int = 1600) -> float:
@@ -248,8 +259,7 @@ def check_smoothness(model, atoms: Atoms, steps: int = 400, limit: float = 1e-5,
     """
     fractions = list(np.linspace(0.0, 1.0, steps + 1))
     points = dict(zip(fractions, _pull_points(model, atoms, fractions)))
-    crossings = sum(points[a][2] != points[b][2] for a, b in zip(fractions[:-1], fractions[1:]))
-    _require(crossings >= 3, "the scan did not move the atom across neighbours' cutoff spheres")
+    _require(_crossings([points[f] for f in fractions]) >= 3, "the scan did not move the atom across neighbours' cutoff spheres")
     residual_of = lambda a, b: _segment_residual(points[a], points[b], (b - a) * PULL_DISTANCE)  # noqa: E731
     segments = [(a, b, residual_of(a, b)) for a, b in zip(fractions[:-1], fractions[1:])]
     while True:
