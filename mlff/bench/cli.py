@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlff.bench import empp, est, kernels, kfold, md_speed, model_speed, neighbors, smoothness, soak, symmetry
+from mlff.bench import accuracy, empp, est, kernels, kfold, md_speed, model_speed, neighbors, smoothness, soak, symmetry
 from mlff.cli import Command
 
 COMMANDS = [
@@ -22,6 +22,8 @@ COMMANDS = [
             empp.add_study_arguments, empp.study),
     Command(("bench", "est-equivariance"), "rotation errors of untrained EST networks vs sampling and depth (EST Table 5)",
             est.add_equivariance_arguments, est.equivariance),
+    Command(("bench", "accuracy"), "test E/F MAE per core-minute of training: mlff recipes and MACE on the same split and budget",
+            accuracy.add_arguments, accuracy.main),
     Command(("bench", "est-accuracy"), "EST vs EquiformerV2 at matched presets: test MAE and ms per training step",
             est.add_accuracy_arguments, est.accuracy),
     Command(("bench", "est-kfold"), "k-fold symmetric stars: can one layer tell two orientations apart (EST Table 4)",

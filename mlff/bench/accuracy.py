@@ -1,0 +1,256 @@
+"""``mlff bench accuracy``: test error per unit of training compute, mlff recipes next to MACE.
+
+For each molecule, GFN2-xTB Langevin MD at 500 K (``mlff data generate md17``, seed ``--seed``) is
+split once into train/validation/test files, and every contender trains on the same files under the
+same wall-clock budget at the same thread count:
+
+- each mlff variant (the base config, or ``--config``, with a variant's overrides from
+  ``--variants``) is timed for a few training steps first, and then trains for as many steps as fit
+  in the budget, so its cosine schedule and stage two run their whole course;
+- MACE (``mace_train_peer.py`` in the MACE peer environment, when installed) is calibrated in epochs
+  the same way and trained with ``mace_run_train``.
+
+The table reports the training wall time actually taken (core-minutes = minutes x threads) next to
+the test energy and force MAE, and each variant's force MAE over MACE's. Results are cached per run
+in the work folder (a finished run is not repeated), and all rows go to ``results.json``.
+
+Variants file (YAML), each entry a partial training config merged into the base::
+
+    base: {}
+    wide: {model: {options: {channels: 48}}}
+    bessel: {model: {options: {radial_basis: bessel}}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import multiprocessing
+import os
+import subprocess
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import yaml
+
+from mlff.bench import peers
+from mlff.bench.studies import study_data
+from mlff.config import from_dict
+from mlff.data.dataset import make_splits
+from mlff.data.formats import read_structures, write_structures
+from mlff.errors import ConfigError
+from mlff.fileio import atomic_write
+from mlff.train.config import TrainConfig
+
+DEFAULT_MOLECULES = ("ethanol", "malonaldehyde", "uracil")
+RESULT = "result.json"
+
+
+# ------------------------------------------------------------------------------------------- data
+def split_files(workdir: Path, molecule: str, frames: int, val: int, test: int, seed: int) -> dict[str, Path]:
+    """The molecule's generated frames as ``train``/``val``/``test`` files (written once, then reused)."""
+    files = {name: workdir / f"{molecule}_s{seed}_{frames}_{name}.xyz" for name in ("train", "val", "test")}
+    if not all(path.is_file() for path in files.values()):
+        structures = read_structures(study_data(workdir, molecule, frames, seed=seed))
+        splits = make_splits(len(structures), val, test, seed)
+        for name, path in files.items():
+            write_structures(path, [structures[i] for i in splits[name]])
+    return files
+
+
+# ------------------------------------------------------------------------------------------ configs
+def merged(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` merged in, mappings recursively."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_variants(path: str | None) -> dict[str, dict]:
+    if path is None:
+        return {"mlff": {}}
+    with open(path) as fh:
+        variants = yaml.safe_load(fh)
+    if not isinstance(variants, dict) or not variants or not all(isinstance(v or {}, dict) for v in variants.values()):
+        raise ConfigError(f"{path}: expected a mapping of variant name -> partial training config")
+    return {str(name): value or {} for name, value in variants.items()}
+
+
+def base_config(path: str | None) -> dict:
+    """The base training config as a plain mapping (mlff's defaults when ``path`` is None)."""
+    if path is None:
+        return asdict(TrainConfig())
+    with open(path) as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def variant_config(base: dict, overrides: dict, files: dict[str, Path], output: Path, name: str) -> TrainConfig:
+    data = {"train": [str(files["train"])], "val": [str(files["val"])], "test": [str(files["test"])]}
+    keys = base.get("data", {}).get("keys")
+    if keys:
+        data["keys"] = keys
+    cfg = merged(merged(base, overrides), {"output": str(output), "progress": False})
+    cfg["data"] = data
+    try:
+        return from_dict(TrainConfig, cfg).check()
+    except ConfigError as exc:
+        raise ConfigError(f"variant {name}: {exc}") from exc
+
+
+# -------------------------------------------------------------------------------------------- mlff
+def step_seconds(cfg: TrainConfig, steps: int, warmup: int = 2) -> tuple[float, int, int]:
+    """Mean seconds per training step of ``cfg`` (after ``warmup`` steps), parameters, batches per epoch."""
+    from mlff.runtime import resolve_device
+    from mlff.train.data import build_model, load_training_data
+    from mlff.train.trainer import Trainer
+
+    torch.manual_seed(cfg.seed)
+    data = load_training_data(cfg)
+    trainer = Trainer(cfg, data, build_model(cfg, data), resolve_device(cfg.device))
+    order = trainer.epoch_order(0) * (1 + (warmup + steps) * cfg.batch_size // len(trainer.train_set))
+    batch = lambda k: order[k * cfg.batch_size:(k + 1) * cfg.batch_size]  # noqa: E731
+    for k in range(warmup):
+        trainer.train_step(batch(k))
+    start = time.perf_counter()
+    for k in range(warmup, warmup + steps):
+        trainer.train_step(batch(k))
+    parameters = sum(p.numel() for p in trainer.model.parameters())
+    return (time.perf_counter() - start) / steps, parameters, trainer.batches_per_epoch
+
+
+def run_mlff(cfg: TrainConfig, budget: float, threads: int, calibration_steps: int) -> dict:
+    """Train ``cfg`` for as many steps as fit in ``budget`` seconds; the errors and what it cost."""
+    out = Path(cfg.output)
+    if (out / RESULT).is_file():
+        return json.loads((out / RESULT).read_text())
+    import logging
+
+    from mlff.train.run import train
+
+    torch.set_num_threads(threads)
+    seconds, parameters, per_epoch = step_seconds(cfg, calibration_steps)
+    cfg.max_steps = max(1, int(budget / seconds))
+    cfg.epochs = math.ceil(cfg.max_steps / per_epoch)
+    quiet = logging.getLogger("mlff.train")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    start = time.perf_counter()
+    try:
+        table = train(cfg)
+    finally:
+        quiet.setLevel(level)
+    result = {"parameters": parameters, "steps": cfg.max_steps, "epochs": cfg.epochs, "step_seconds": seconds,
+              "train_seconds": time.perf_counter() - start, "threads": threads, "errors": table}
+    with atomic_write(out / RESULT) as fh:
+        json.dump(result, fh, indent=2)
+    return result
+
+
+# -------------------------------------------------------------------------------------------- MACE
+def run_mace(python: str, files: dict[str, Path], out: Path, budget: float, threads: int, batch_size: int,
+             seed: int, timeout: float) -> dict:
+    if (out / RESULT).is_file():
+        return json.loads((out / RESULT).read_text())
+    command = [python, str(peers.HERE / "mace_train_peer.py"), "--train", str(files["train"]),
+               "--valid", str(files["val"]), "--test", str(files["test"]), "--workdir", str(out),
+               "--budget", str(budget), "--threads", str(threads), "--batch-size", str(batch_size),
+               "--seed", str(seed)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
+        raise peers.PeerError(f"MACE training failed (exit {done.returncode}): {tail[0]}")
+    peer = json.loads(done.stdout.strip().splitlines()[-1])
+    result = {"parameters": peer["parameters"], "steps": None, "epochs": peer["epochs"],
+              "step_seconds": None, "train_seconds": peer["train_seconds"], "threads": threads,
+              "errors": peer["errors"], "what": peer["what"]}
+    with atomic_write(out / RESULT) as fh:
+        json.dump(result, fh, indent=2)
+    return result
+
+
+# -------------------------------------------------------------------------------------------- main
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="base training config (YAML); default: mlff's defaults (small preset)")
+    parser.add_argument("--variants", help="YAML: variant name -> partial config merged into the base")
+    parser.add_argument("--molecules", nargs="+", default=list(DEFAULT_MOLECULES))
+    parser.add_argument("--frames", type=int, default=1300, help="generated frames per molecule")
+    parser.add_argument("--val", type=int, default=100)
+    parser.add_argument("--test", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1, help="of the MD trajectory and the split")
+    parser.add_argument("--budget", type=float, default=10.0, help="minutes of training wall time per run")
+    parser.add_argument("--threads", type=int, default=1, help="threads per run (core-minutes = minutes x threads)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once")
+    parser.add_argument("--calibration-steps", type=int, default=10)
+    parser.add_argument("--no-mace", action="store_true", help="leave MACE out even where it is installed")
+    parser.add_argument("--mace-python", help="the Python of MACE's virtual environment")
+    parser.add_argument("--peer-timeout", type=float, default=7200, help="seconds before a MACE run is abandoned")
+    parser.add_argument("--workdir", default="accuracy_bench")
+
+
+def check(args: argparse.Namespace) -> None:
+    if args.budget <= 0 or args.threads < 1 or args.jobs < 1 or args.calibration_steps < 1:
+        raise ConfigError("--budget > 0, --threads >= 1, --jobs >= 1 and --calibration-steps >= 1 are required")
+    if args.val < 1 or args.test < 1 or args.frames <= args.val + args.test:
+        raise ConfigError(f"--frames {args.frames} must exceed --val {args.val} + --test {args.test} (both >= 1)")
+
+
+def main(args: argparse.Namespace) -> int:
+    check(args)
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    base, variants = base_config(args.config), load_variants(args.variants)
+    budget = 60 * args.budget
+    mace = None if args.no_mace else peers.python_of("mace", args)
+    if mace is None and not args.no_mace:
+        print("MACE is not installed (bash mlff/bench/peers/install_mace.sh .peers, or --mace-python): left out")
+    tasks = []
+    for molecule in args.molecules:
+        files = split_files(workdir, molecule, args.frames, args.val, args.test, args.seed)
+        tag = f"{molecule}_{args.budget:g}min_{args.threads}t"
+        configs = {name: variant_config(base, overrides, files, workdir / f"{tag}_{name}", name)
+                   for name, overrides in variants.items()}
+        for name, cfg in configs.items():
+            tasks.append((molecule, name, run_mlff, (cfg, budget, args.threads, args.calibration_steps)))
+        if mace is not None:  # at the first variant's batch size
+            batch_size = next(iter(configs.values())).batch_size
+            tasks.append((molecule, "MACE", run_mace, (str(mace), files, workdir / f"{tag}_MACE", budget,
+                                                       args.threads, batch_size, args.seed, args.peer_timeout)))
+    results = run_tasks(tasks, args.jobs)
+    report(results, args)
+    with atomic_write(workdir / "results.json") as fh:
+        json.dump(results, fh, indent=2)
+    return 0
+
+
+def run_tasks(tasks: list, jobs: int) -> list[dict]:
+    if jobs == 1:
+        outs = [fn(*fn_args) for _, _, fn, fn_args in tasks]
+    else:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(fn, *fn_args) for _, _, fn, fn_args in tasks]
+            outs = [future.result() for future in futures]
+    return [{"molecule": molecule, "run": name, **out} for (molecule, name, _, _), out in zip(tasks, outs)]
+
+
+def report(results: list[dict], args: argparse.Namespace) -> None:
+    print(f"budget {args.budget:g} min of training per run at {args.threads} thread(s); "
+          f"{args.frames - args.val - args.test} train / {args.val} val / {args.test} test frames, xTB 500 K, seed {args.seed}")
+    print(f"{'molecule':<14} {'run':<16} {'params':>8} {'steps':>6} {'epochs':>6} {'core-min':>8} "
+          f"{'E MAE':>7} {'F MAE':>7} {'val F':>7} {'train F':>7} {'F/MACE':>7}")
+    mace = {r["molecule"]: r["errors"]["test"]["force_mae"] for r in results if r["run"] == "MACE"}
+    for r in results:
+        test = r["errors"]["test"]
+        core_min = r["train_seconds"] * r["threads"] / 60
+        ratio = f"{test['force_mae'] / mace[r['molecule']]:.2f}" if r["molecule"] in mace else "-"
+        print(f"{r['molecule']:<14} {r['run']:<16} {r['parameters']:>8} {r['steps'] or '-':>6} {r['epochs']:>6} "
+              f"{core_min:>8.1f} {test['energy_mae']:>7.2f} {test['force_mae']:>7.1f} "
+              f"{r['errors']['val']['force_mae']:>7.1f} {r['errors']['train']['force_mae']:>7.1f} {ratio:>7}")
+    print("E MAE in meV/atom, F MAE in meV/Å (test frames unless named); core-min: training wall time x threads, "
+          "evaluation included")
