@@ -6,7 +6,8 @@ same wall-clock budget at the same thread count:
 
 - each mlff variant (the base config, or ``--config``, with a variant's overrides from
   ``--variants``) is timed for a few training steps first, and then trains for as many steps as fit
-  in the budget, so its cosine schedule and stage two run their whole course;
+  in the budget, so its cosine schedule and stage two run their whole course (``--steps N`` gives
+  every variant N steps instead: a step budget, which other work on the machine cannot skew);
 - MACE (``mace_train_peer.py`` in the MACE peer environment, when installed) is calibrated in epochs
   the same way and trained with ``mace_run_train``.
 
@@ -124,8 +125,9 @@ def step_seconds(cfg: TrainConfig, steps: int, warmup: int = 2) -> tuple[float, 
     return (time.perf_counter() - start) / steps, parameters, trainer.batches_per_epoch
 
 
-def run_mlff(cfg: TrainConfig, budget: float, threads: int, calibration_steps: int) -> dict:
-    """Train ``cfg`` for as many steps as fit in ``budget`` seconds; the errors and what it cost."""
+def run_mlff(cfg: TrainConfig, budget: float, threads: int, calibration_steps: int, steps: int | None = None) -> dict:
+    """Train ``cfg`` for as many steps as fit in ``budget`` seconds (or for ``steps``); the errors and
+    what it cost."""
     out = Path(cfg.output)
     if (out / RESULT).is_file():
         return json.loads((out / RESULT).read_text())
@@ -135,7 +137,7 @@ def run_mlff(cfg: TrainConfig, budget: float, threads: int, calibration_steps: i
 
     torch.set_num_threads(threads)
     seconds, parameters, per_epoch = step_seconds(cfg, calibration_steps)
-    cfg.max_steps = max(1, int(budget / seconds))
+    cfg.max_steps = steps or max(1, int(budget / seconds))
     cfg.epochs = math.ceil(cfg.max_steps / per_epoch)
     quiet = logging.getLogger("mlff.train")
     level = quiet.level
@@ -185,6 +187,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1, help="of the MD trajectory and the split")
     parser.add_argument("--budget", type=float, default=10.0, help="minutes of training wall time per run")
+    parser.add_argument("--steps", type=int, help="a step budget for the mlff runs instead of --budget's time "
+                        "(MACE, which counts epochs, keeps the time budget)")
     parser.add_argument("--threads", type=int, default=1, help="threads per run (core-minutes = minutes x threads)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once")
     parser.add_argument("--calibration-steps", type=int, default=10)
@@ -195,6 +199,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError("--steps must be >= 1")
     if args.budget <= 0 or args.threads < 1 or args.jobs < 1 or args.calibration_steps < 1:
         raise ConfigError("--budget > 0, --threads >= 1, --jobs >= 1 and --calibration-steps >= 1 are required")
     if args.val < 1 or args.test < 1 or args.frames <= args.val + args.test:
@@ -213,11 +219,11 @@ def main(args: argparse.Namespace) -> int:
     tasks = []
     for molecule in args.molecules:
         files = split_files(workdir, molecule, args.frames, args.val, args.test, args.seed)
-        tag = f"{molecule}_{args.budget:g}min_{args.threads}t"
+        tag = f"{molecule}_{args.steps}steps" if args.steps else f"{molecule}_{args.budget:g}min_{args.threads}t"
         configs = {name: variant_config(base, overrides, files, workdir / f"{tag}_{name}", name)
                    for name, overrides in variants.items()}
         for name, cfg in configs.items():
-            tasks.append((molecule, name, run_mlff, (cfg, budget, args.threads, args.calibration_steps)))
+            tasks.append((molecule, name, run_mlff, (cfg, budget, args.threads, args.calibration_steps, args.steps)))
         if mace is not None:  # at the first variant's batch size
             batch_size = next(iter(configs.values())).batch_size
             tasks.append((molecule, "MACE", run_mace, (str(mace), files, workdir / f"{tag}_MACE", budget,
@@ -240,7 +246,8 @@ def run_tasks(tasks: list, jobs: int) -> list[dict]:
 
 
 def report(results: list[dict], args: argparse.Namespace) -> None:
-    print(f"budget {args.budget:g} min of training per run at {args.threads} thread(s); "
+    what = f"{args.steps} steps per mlff run, MACE {args.budget:g} min" if args.steps else f"{args.budget:g} min"
+    print(f"budget {what} of training per run at {args.threads} thread(s); "
           f"{args.frames - args.val - args.test} train / {args.val} val / {args.test} test frames, xTB 500 K, seed {args.seed}")
     print(f"{'molecule':<14} {'run':<16} {'params':>8} {'steps':>6} {'epochs':>6} {'core-min':>8} "
           f"{'E MAE':>7} {'F MAE':>7} {'val F':>7} {'train F':>7} {'F/MACE':>7}")

@@ -40,6 +40,7 @@ from mlff.models.species import SpeciesIndex
 Norm = Literal["layer_norm_sh", "rms_norm_sh"]  # keys of mlff.nn.norm.NORMS
 Basis = Literal["gaussian", "bessel"]  # keys of mlff.nn.radial.RADIAL_BASES
 EdgeActivation = Literal["gate", "s2"]  # keys of mlff.nn.attention.EDGE_ACTIVATIONS
+AlphaNorm = Literal["layer_norm", "soft_layer_norm", "none"]  # keys of mlff.nn.attention.ALPHA_NORMS
 FFNActivation = Literal["grid_mlp", "s2", "gate"]  # keys of mlff.nn.feed_forward.FFN_ACTIVATIONS
 
 
@@ -65,6 +66,7 @@ class EquiformerV2Config:
     # scale (mlff.nn.norm.SeparableLayerNorm); ethanol test force MAE 13.9 vs 14.5 meV/Å (README)
     norm: Norm = "rms_norm_sh"
     edge_activation: EdgeActivation = "gate"
+    attn_alpha_norm: AlphaNorm = "layer_norm"
     ffn_activation: FFNActivation = "grid_mlp"
     avg_degree: float = 10.0
     envelope_exponent: int = 5
@@ -99,6 +101,7 @@ class TransformerBlock(nn.Module):
         self.attention = message if message is not None else SO2GraphAttention(
             cfg.channels, cfg.lmax, cfg.mmax, num_species, cfg.heads, cfg.attn_hidden, cfg.alpha_channels,
             cfg.value_channels, cfg.edge_channels, cfg.num_basis, cfg.edge_activation, cfg.grid_resolution,
+            cfg.attn_alpha_norm,
         )
         self.norm2 = equivariant_norm(cfg.norm, cfg.lmax, cfg.channels)
         self.ffn = update if update is not None else FeedForward(

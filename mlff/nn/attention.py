@@ -42,6 +42,12 @@ def edge_s2(lmax: int, mmax: int, channels: int, grid_resolution: int) -> tuple[
 #: edge-frame nonlinearities by name: (lmax, mmax, channels, grid_resolution) -> (module, scalars it needs)
 EDGE_ACTIVATIONS = {"gate": edge_gate, "s2": edge_s2}
 
+#: what the invariant attention features pass through before the smooth leaky ReLU and the logit dot
+#: product: EquiformerV2's re-normalisation (a LayerNorm per head), the same with eps = 1 (close to
+#: linear while the features' spread is well below 1, normalising well above it), or nothing
+ALPHA_NORMS = {"layer_norm": nn.LayerNorm, "soft_layer_norm": lambda channels: nn.LayerNorm(channels, eps=1.0),
+               "none": lambda channels: nn.Identity()}
+
 
 class SO2GraphAttention(nn.Module):
     def __init__(
@@ -58,6 +64,7 @@ class SO2GraphAttention(nn.Module):
         num_basis: int = 128,
         activation: str = "gate",
         grid_resolution: int = 18,
+        alpha_norm: str = "layer_norm",
     ):
         super().__init__()
         self.heads, self.alpha_channels, self.value_channels = heads, alpha_channels, value_channels
@@ -69,7 +76,7 @@ class SO2GraphAttention(nn.Module):
             2 * channels, hidden_channels, lmax, mmax, radial, extra_channels=heads * alpha_channels + gate_channels
         )
         self.conv2 = SO2Convolution(hidden_channels, heads * value_channels, lmax, mmax)
-        self.alpha_norm = nn.LayerNorm(alpha_channels)
+        self.alpha_norm = choose(ALPHA_NORMS, alpha_norm, "attn_alpha_norm")(alpha_channels)
         self.alpha_act = SmoothLeakyReLU(0.2)
         self.alpha_dot = nn.Parameter(torch.randn(heads, alpha_channels) / alpha_channels**0.5)
         self.proj = SO3Linear(heads * value_channels, channels, lmax)

@@ -66,6 +66,17 @@ def test_budget_sets_the_steps_and_finished_runs_are_reused(tmp_path, capfd):
     assert json.loads((tmp_path / "bench" / "results.json").read_text()) == rows
 
 
+def test_a_step_budget_gives_every_variant_those_steps(tmp_path, capfd):
+    variants = tmp_path / "variants.yaml"
+    variants.write_text(yaml.safe_dump({"tiny": TINY}))
+    assert main(["bench", "accuracy", "--variants", str(variants), "--molecules", "ethanol", "--frames", "20",
+                 "--val", "3", "--test", "4", "--steps", "3", "--calibration-steps", "1", "--no-mace",
+                 "--workdir", str(tmp_path / "bench")]) == 0
+    (row,) = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert row["steps"] == 3 and row["epochs"] == 1
+    assert "3 steps per mlff run" in capfd.readouterr().out
+
+
 def test_bad_arguments_are_named(tmp_path, capfd):
     assert main(["bench", "accuracy", "--frames", "10", "--val", "5", "--test", "5", "--workdir", str(tmp_path)]) != 0
     assert "--frames 10 must exceed --val 5 + --test 5" in capfd.readouterr().err
