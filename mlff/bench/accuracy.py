@@ -194,6 +194,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration-steps", type=int, default=10)
     parser.add_argument("--no-mace", action="store_true", help="leave MACE out even where it is installed")
     parser.add_argument("--mace-python", help="the Python of MACE's virtual environment")
+    parser.add_argument("--mace-batch-size", type=int, help="MACE's batch size (default: the first variant's)")
     parser.add_argument("--peer-timeout", type=float, default=7200, help="seconds before a MACE run is abandoned")
     parser.add_argument("--workdir", default="accuracy_bench")
 
@@ -224,8 +225,8 @@ def main(args: argparse.Namespace) -> int:
                    for name, overrides in variants.items()}
         for name, cfg in configs.items():
             tasks.append((molecule, name, run_mlff, (cfg, budget, args.threads, args.calibration_steps, args.steps)))
-        if mace is not None:  # at the first variant's batch size
-            batch_size = next(iter(configs.values())).batch_size
+        if mace is not None:  # at the first variant's batch size unless told
+            batch_size = args.mace_batch_size or next(iter(configs.values())).batch_size
             tasks.append((molecule, "MACE", run_mace, (str(mace), files, workdir / f"{tag}_MACE", budget,
                                                        args.threads, batch_size, args.seed, args.peer_timeout)))
     results = run_tasks(tasks, args.jobs)

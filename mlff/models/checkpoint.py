@@ -14,7 +14,8 @@ Files are written atomically, so an interrupted save never damages an existing c
 
 Older format versions are read and migrated in memory (:data:`MIGRATIONS`); version 2 renamed the
 weights of the shared edge-feature embedding and of the feed-forward nonlinearities when those
-layers were factored out, without changing any number.
+layers were factored out, without changing any number; version 3 names the attention-logit norm
+(``attn_alpha_norm``), whose default changed, so older files keep the LayerNorm they were trained with.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from mlff.models.potentials import shipped_potentials
 from mlff.models.registry import build_network, network_config
 
 FORMAT = "mlff-checkpoint"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 # version 1 -> 2: (pattern, replacement) applied to every state-dict key
 _V1_RENAMES = [
@@ -52,8 +53,16 @@ def _v1_to_v2(payload: dict) -> dict:
     return {**payload, "state_dict": state, "format_version": 2}
 
 
+def _v2_to_v3(payload: dict) -> dict:
+    """Version 3 added ``attn_alpha_norm`` (default ``none``); earlier files used EquiformerV2's LayerNorm."""
+    model = payload["model"]
+    if model.get("name") in ("equiformer_v2", "est"):
+        model = {**model, "config": {"attn_alpha_norm": "layer_norm", **model["config"]}}
+    return {**payload, "model": model, "format_version": 3}
+
+
 #: format version -> function that lifts a payload of that version to the next one
-MIGRATIONS = {1: _v1_to_v2}
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 class CheckpointError(MLFFError):

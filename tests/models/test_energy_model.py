@@ -91,3 +91,24 @@ def test_version_1_checkpoints_load_with_identical_numbers():
         out = model(AtomicGraph.from_atoms(atoms, model.cutoff, dtype=torch.float64))
         assert abs(float(out["energy"][0]) - float(ref[f"{key}_energy"][0])) < 1e-11
         np.testing.assert_allclose(out["forces"].numpy(), ref[f"{key}_forces"], rtol=0, atol=1e-12)
+
+
+def test_version_2_checkpoints_keep_the_attention_layer_norm(tmp_path):
+    """Version 3 changed the default attention-logit norm to none; a version-2 file (which has no such
+    key) must rebuild the LayerNorm it was trained with and give the same numbers."""
+    from mlff.models.checkpoint import read_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    network = build_network(species=[1, 6, 8], cutoff=4.0, num_layers=1, channels=8, lmax=2, mmax=1, heads=2,
+                            attn_hidden=8, alpha_channels=4, value_channels=4, ffn_hidden=8, edge_channels=8,
+                            num_basis=8, ffn_activation="gate", attn_alpha_norm="layer_norm")
+    model = EnergyModel(network, e0=E0, scale=1.7).double().eval()
+    path = save_checkpoint(model, tmp_path / "v3.pt")
+    old = torch.load(path, weights_only=True)
+    del old["model"]["config"]["attn_alpha_norm"]
+    old["format_version"] = 2
+    torch.save(old, tmp_path / "v2.pt")
+    assert read_checkpoint(tmp_path / "v2.pt")["model"]["config"]["attn_alpha_norm"] == "layer_norm"
+    loaded = load_checkpoint(tmp_path / "v2.pt", dtype=torch.float64)
+    graph = AtomicGraph.from_atoms(molecule("CH3CH2OH"), model.cutoff, dtype=torch.float64)
+    torch.testing.assert_close(loaded(graph)["forces"], model(graph)["forces"], rtol=0, atol=1e-14)

@@ -112,8 +112,11 @@ def test_config_errors_name_the_key(tmp_path, xtb_data):
 
 
 def test_short_training_on_xtb_reduces_force_error(tmp_path, xtb_data, caplog):
+    """The small preset with the default architecture (the suite's narrower one-block model learns too
+    slowly in 40 steps without the attention-logit LayerNorm: measured 3 % against 46 % here)."""
     caplog.set_level(logging.INFO, logger="mlff")
     cfg = config(tmp_path, xtb_data, epochs=8)
+    cfg.model.options = {}
     data = load_training_data(cfg)
     torch.manual_seed(cfg.seed)
     before = evaluate(build_model(cfg, data), data.val, 8, torch.device("cpu"), torch.float32)
