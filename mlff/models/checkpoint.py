@@ -15,7 +15,7 @@ Files are written atomically, so an interrupted save never damages an existing c
 Older format versions are read and migrated in memory (:data:`MIGRATIONS`); version 2 renamed the
 weights of the shared edge-feature embedding and of the feed-forward nonlinearities when those
 layers were factored out, without changing any number; version 3 names the attention-logit norm
-(``attn_alpha_norm``), whose default changed, so older files keep the LayerNorm they were trained with.
+(``attn_alpha_norm``), so older files keep the LayerNorm they were trained with when the default changes.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _v1_to_v2(payload: dict) -> dict:
 
 
 def _v2_to_v3(payload: dict) -> dict:
-    """Version 3 added ``attn_alpha_norm`` (default ``none``); earlier files used EquiformerV2's LayerNorm."""
+    """Version 3 added ``attn_alpha_norm``; earlier files used EquiformerV2's LayerNorm, whatever the default."""
     model = payload["model"]
     if model.get("name") in ("equiformer_v2", "est"):
         model = {**model, "config": {"attn_alpha_norm": "layer_norm", **model["config"]}}

@@ -33,11 +33,11 @@ class SeparableLayerNorm(_DegreeNorm):
     degrees share one RMS (each degree's mean square averaged over its 2l+1 orders and the
     channels, then over the degrees) and keep their own per-channel weight.
 
-    Defect (measured, kept for EquiformerV2 checkpoints and comparisons): where the l > 0 features
+    Defect (measured; still the default, kept for EquiformerV2 checkpoints and comparisons): where the l > 0 features
     vanish by symmetry (an atom of a perfect crystal), they are divided by ``sqrt(power + eps)``
     and behave like ``x / sqrt(x^2 + eps)``, so the energy is smooth only on a scale of about 1e-3 Å
-    and the force constants there are off by orders of magnitude. :class:`EquivariantRMSNorm`, the
-    default, divides by the RMS of all degrees, scalars included, which does not vanish.
+    and the force constants there are off by orders of magnitude. :class:`EquivariantRMSNorm`
+    (recommended) divides by the RMS of all degrees, scalars included, which does not vanish.
     """
 
     def __init__(self, lmax: int, channels: int, eps: float = 1e-5):

@@ -94,8 +94,8 @@ def test_version_1_checkpoints_load_with_identical_numbers():
 
 
 def test_version_2_checkpoints_keep_the_attention_layer_norm(tmp_path):
-    """Version 3 changed the default attention-logit norm to none; a version-2 file (which has no such
-    key) must rebuild the LayerNorm it was trained with and give the same numbers."""
+    """Version 3 names the attention-logit norm; a version-2 file (which has no such key) must rebuild the
+    LayerNorm it was trained with, whatever the default, and give the same numbers."""
     from mlff.models.checkpoint import read_checkpoint, save_checkpoint
 
     torch.manual_seed(0)
