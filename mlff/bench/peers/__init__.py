@@ -5,7 +5,9 @@ so neither can share mlff's environment. ``install_mace.sh DIR`` and ``install_f
 build ``DIR/mace`` and ``DIR/fairchem`` (torch 2.13 CPU in both; fairchem without its pins, with a
 small pure-PyTorch stand-in for ``torch_scatter``). A runner script per peer (``mace_peer.py``,
 ``fairchem_peer.py``, which import nothing from mlff) reads the structure from an extxyz file,
-builds the peer's model, times energy + forces and prints one JSON line.
+builds the peer's model, times energy + forces and prints one JSON line. ``mace_train_peer.py``
+trains MACE with ``mace_run_train`` on given train/validation/test files under a wall-clock budget
+and reports its errors (``mlff bench accuracy``).
 
 The benchmarks find a peer's Python from ``--mace-python`` / ``--fairchem-python``, else
 ``$MLFF_MACE_PYTHON`` / ``$MLFF_FAIRCHEM_PYTHON``, else ``.peers/<peer>/bin/python`` under the
