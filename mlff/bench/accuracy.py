@@ -28,11 +28,7 @@ import argparse
 import copy
 import json
 import math
-import multiprocessing
-import os
-import subprocess
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -40,7 +36,7 @@ import torch
 import yaml
 
 from mlff.bench import peers
-from mlff.bench.studies import study_data
+from mlff.bench.studies import in_processes, quiet_training, study_data
 from mlff.config import from_dict
 from mlff.data.dataset import make_splits
 from mlff.data.formats import read_structures, write_structures
@@ -125,56 +121,49 @@ def step_seconds(cfg: TrainConfig, steps: int, warmup: int = 2) -> tuple[float, 
     return (time.perf_counter() - start) / steps, parameters, trainer.batches_per_epoch
 
 
+def cached(out: Path, compute) -> dict:
+    """The result stored in ``out`` by an earlier run, else ``compute()``, stored there atomically."""
+    path = out / RESULT
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = compute()
+    with atomic_write(path) as fh:
+        json.dump(result, fh, indent=2)
+    return result
+
+
 def run_mlff(cfg: TrainConfig, budget: float, threads: int, calibration_steps: int, steps: int | None = None) -> dict:
     """Train ``cfg`` for as many steps as fit in ``budget`` seconds (or for ``steps``); the errors and
     what it cost."""
-    out = Path(cfg.output)
-    if (out / RESULT).is_file():
-        return json.loads((out / RESULT).read_text())
-    import logging
+    def compute():
+        from mlff.train.run import train
 
-    from mlff.train.run import train
+        torch.set_num_threads(threads)
+        seconds, parameters, per_epoch = step_seconds(cfg, calibration_steps)
+        cfg.max_steps = steps or max(1, int(budget / seconds))
+        cfg.epochs = math.ceil(cfg.max_steps / per_epoch)
+        start = time.perf_counter()
+        with quiet_training():
+            table = train(cfg)
+        return {"parameters": parameters, "steps": cfg.max_steps, "epochs": cfg.epochs, "step_seconds": seconds,
+                "train_seconds": time.perf_counter() - start, "threads": threads, "errors": table}
 
-    torch.set_num_threads(threads)
-    seconds, parameters, per_epoch = step_seconds(cfg, calibration_steps)
-    cfg.max_steps = steps or max(1, int(budget / seconds))
-    cfg.epochs = math.ceil(cfg.max_steps / per_epoch)
-    quiet = logging.getLogger("mlff.train")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)
-    start = time.perf_counter()
-    try:
-        table = train(cfg)
-    finally:
-        quiet.setLevel(level)
-    result = {"parameters": parameters, "steps": cfg.max_steps, "epochs": cfg.epochs, "step_seconds": seconds,
-              "train_seconds": time.perf_counter() - start, "threads": threads, "errors": table}
-    with atomic_write(out / RESULT) as fh:
-        json.dump(result, fh, indent=2)
-    return result
+    return cached(Path(cfg.output), compute)
 
 
 # -------------------------------------------------------------------------------------------- MACE
 def run_mace(python: str, files: dict[str, Path], out: Path, budget: float, threads: int, batch_size: int,
              seed: int, timeout: float) -> dict:
-    if (out / RESULT).is_file():
-        return json.loads((out / RESULT).read_text())
-    command = [python, str(peers.HERE / "mace_train_peer.py"), "--train", str(files["train"]),
-               "--valid", str(files["val"]), "--test", str(files["test"]), "--workdir", str(out),
-               "--budget", str(budget), "--threads", str(threads), "--batch-size", str(batch_size),
-               "--seed", str(seed)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
-    if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
-        raise peers.PeerError(f"MACE training failed (exit {done.returncode}): {tail[0]}")
-    peer = json.loads(done.stdout.strip().splitlines()[-1])
-    result = {"parameters": peer["parameters"], "steps": None, "epochs": peer["epochs"],
-              "step_seconds": None, "train_seconds": peer["train_seconds"], "threads": threads,
-              "errors": peer["errors"], "what": peer["what"]}
-    with atomic_write(out / RESULT) as fh:
-        json.dump(result, fh, indent=2)
-    return result
+    def compute():
+        peer = peers.run_script(python, "mace_train_peer.py", [
+            "--train", str(files["train"]), "--valid", str(files["val"]), "--test", str(files["test"]),
+            "--workdir", str(out), "--budget", str(budget), "--threads", str(threads),
+            "--batch-size", str(batch_size), "--seed", str(seed)], threads, timeout)
+        return {"parameters": peer["parameters"], "steps": None, "epochs": peer["epochs"], "step_seconds": None,
+                "train_seconds": peer["train_seconds"], "threads": threads, "errors": peer["errors"],
+                "what": peer["what"]}
+
+    return cached(out, compute)
 
 
 # -------------------------------------------------------------------------------------------- main
@@ -237,12 +226,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def run_tasks(tasks: list, jobs: int) -> list[dict]:
-    if jobs == 1:
-        outs = [fn(*fn_args) for _, _, fn, fn_args in tasks]
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(fn, *fn_args) for _, _, fn, fn_args in tasks]
-            outs = [future.result() for future in futures]
+    outs = in_processes([(fn, fn_args, {}) for _, _, fn, fn_args in tasks], jobs)
     return [{"molecule": molecule, "run": name, **out} for (molecule, name, _, _), out in zip(tasks, outs)]
 
 

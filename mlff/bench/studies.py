@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -40,6 +41,18 @@ def study_data(workdir: Path, molecule: str, frames: int, seed: int, labels: boo
     return path
 
 
+@contextmanager
+def quiet_training():
+    """No training progress from the ``mlff.train`` loggers (warnings still show)."""
+    logger = logging.getLogger("mlff.train")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def train_variant(base: TrainConfig, name: str, workdir: Path, threads: int | None = None, **changes) -> dict:
     """Train one variant (or reuse its finished result) and return its train/val/test errors."""
     cfg = TrainConfig(**{**vars(base), **changes, "output": str(workdir / name), "progress": False})
@@ -50,25 +63,27 @@ def train_variant(base: TrainConfig, name: str, workdir: Path, threads: int | No
         if threads:
             torch.set_num_threads(threads)
         start = time.perf_counter()
-        quiet = logging.getLogger("mlff.train")
-        level = quiet.level
-        quiet.setLevel(logging.WARNING)  # no training progress; warnings still show
-        try:
+        with quiet_training():
             train(cfg.check())
-        finally:
-            quiet.setLevel(level)
         print(f"  {name}: trained in {time.perf_counter() - start:.0f} s", flush=True)
     return json.loads(metrics.read_text())["errors"]
 
 
+def in_processes(calls: list[tuple], jobs: int) -> list:
+    """``fn(*args, **kwargs)`` for each ``(fn, args, kwargs)`` of ``calls``, in order: inline when ``jobs``
+    is 1, else ``jobs`` at a time in separate (spawned) processes."""
+    if jobs <= 1:
+        return [fn(*args, **kwargs) for fn, args, kwargs in calls]
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(fn, *args, **kwargs) for fn, args, kwargs in calls]
+        return [future.result() for future in futures]
+
+
 def run_all(base: TrainConfig, workdir: Path, runs: dict[str, dict], jobs: int) -> dict[str, dict]:
     """Run the named variants, ``jobs`` at a time in separate processes (inline when ``jobs`` is 1)."""
-    if jobs <= 1:
-        return {name: train_variant(base, name, workdir, **changes) for name, changes in runs.items()}
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {name: pool.submit(train_variant, base, name, workdir, threads, **changes) for name, changes in runs.items()}
-        return {name: future.result() for name, future in futures.items()}
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    calls = [(train_variant, (base, name, workdir, threads), changes) for name, changes in runs.items()]
+    return dict(zip(runs, in_processes(calls, jobs)))
 
 
 def data_config(base: TrainConfig, files: list[str], split: dict) -> DataConfig:

@@ -4,8 +4,8 @@ MACE pins an older e3nn and fairchem-core 1.10 (the last release with Equiformer
 so neither can share mlff's environment. ``install_mace.sh DIR`` and ``install_fairchem.sh DIR``
 build ``DIR/mace`` and ``DIR/fairchem`` (torch 2.13 CPU in both; fairchem without its pins, with a
 small pure-PyTorch stand-in for ``torch_scatter``). A runner script per peer (``mace_peer.py``,
-``fairchem_peer.py``, which import nothing from mlff) reads the structure from an extxyz file,
-builds the peer's model, times energy + forces and prints one JSON line. ``mace_train_peer.py``
+``fairchem_peer.py``, which import nothing from mlff; the MACE runners share ``json_line.py``) reads
+the structure from an extxyz file, builds the peer's model, times energy + forces and prints one JSON line. ``mace_train_peer.py``
 trains MACE with ``mace_run_train`` on given train/validation/test files under a wall-clock budget
 and reports its errors (``mlff bench accuracy``).
 
@@ -52,24 +52,29 @@ def available(args: argparse.Namespace) -> list[str]:
 
 def run(peer: str, args: argparse.Namespace, atoms, preset: str) -> dict:
     """Time ``peer`` on ``atoms`` (our ``preset``'s hyper-parameters where the peer takes them)."""
-    python = python_of(peer, args)
+    threads = args.threads or __import__("torch").get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         structure = Path(tmp) / "structure.xyz"
         ase.io.write(structure, atoms, format="extxyz")
-        command = [str(python), str(HERE / f"{peer}_peer.py"), "--structure", str(structure),
-                   "--config", json.dumps(PRESETS["equiformer_v2"][preset]), "--min-time", str(args.min_time),
-                   "--dtype", args.dtype]
-        threads = args.threads or __import__("torch").get_num_threads()
-        command += ["--threads", str(threads)]
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.peer_timeout)
+        return run_script(python_of(peer, args), f"{peer}_peer.py",
+                          ["--structure", str(structure), "--config", json.dumps(PRESETS["equiformer_v2"][preset]),
+                           "--min-time", str(args.min_time), "--dtype", args.dtype, "--threads", str(threads)],
+                          threads, args.peer_timeout)
+
+
+def run_script(python, script: str, arguments: list[str], threads: int, timeout: float) -> dict:
+    """Run the runner ``script`` of this folder under the peer's ``python`` on ``threads`` OpenMP threads;
+    its one JSON line, or a :class:`PeerError` with the last line of its stderr."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run([str(python), str(HERE / script), *arguments], capture_output=True, text=True, env=env,
+                          timeout=timeout)
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
-        raise PeerError(f"exit status {done.returncode}: {tail[0]}")
+        raise PeerError(f"{script}: exit status {done.returncode}: {tail[0]}")
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError) as error:
-        raise PeerError(f"no JSON result on stdout ({error})") from None
+        raise PeerError(f"{script}: no JSON result on stdout ({error})") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -34,10 +34,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 import time
-import traceback
+
+from json_line import run_with_json_line  # noqa: E402 - sibling module (the script's folder)
 
 WHAT = "MACE 2x64 L=1 corr 3, 5 A (autograd forces)"
 R_MAX = 5.0
@@ -195,21 +195,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    # Keep stdout for the one JSON line: anything else that writes to fd 1 (Python or C) goes to stderr.
-    sys.stdout.flush()
-    json_out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    try:
-        result = run(args)
-    except Exception as error:  # noqa: BLE001 - report any failure on stderr
-        traceback.print_exc(file=sys.stderr)
-        print(f"mace_peer: error: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    json_out.write(json.dumps(result) + "\n")
-    json_out.flush()
-    return 0
+    return run_with_json_line(run, parse_args(argv), "mace_peer")
 
 
 if __name__ == "__main__":

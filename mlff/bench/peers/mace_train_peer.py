@@ -29,15 +29,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
-import json
 import math
 import os
 import re
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
+
+from json_line import run_with_json_line  # noqa: E402 - sibling module (the script's folder)
 
 WHAT = "MACE 2x64 L=1 corr 3, 5 A, float32, EMA 0.99, stage two over the last 25 %"
 EPOCH_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) INFO: Epoch (\d+):")
@@ -167,20 +167,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    sys.stdout.flush()
-    json_out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    try:
-        result = run(args)
-    except Exception as error:  # noqa: BLE001 - report any failure on stderr
-        traceback.print_exc(file=sys.stderr)
-        print(f"mace_train_peer: error: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    json_out.write(json.dumps(result) + "\n")
-    json_out.flush()
-    return 0
+    return run_with_json_line(run, parse_args(argv), "mace_train_peer")
 
 
 if __name__ == "__main__":
