@@ -61,16 +61,17 @@ class EquiformerV2Config:
     num_basis: int = 32
     basis: Basis = "gaussian"
     grid_resolution: int = 10
-    # EquiformerV2's layer_norm_sh stays the default until the untrained-model tests are moved over; the
-    # recommended rms_norm_sh does not bend near a perfect crystal (mlff.nn.norm.SeparableLayerNorm) and
-    # was as accurate (ethanol test force MAE 13.9 vs 14.5 meV/Å, README)
-    norm: Norm = "layer_norm_sh"
+    # rms_norm_sh, not EquiformerV2's separable layer norm (layer_norm_sh, still an option): that one
+    # divides l > 0 features that vanish by symmetry by sqrt(power + 1e-5), so near a perfect crystal the
+    # energy bends on a scale of 1e-3 Å (mlff.nn.norm.SeparableLayerNorm); rms_norm_sh does not, and was
+    # as accurate (ethanol test force MAE 13.9 vs 14.5 meV/Å, README)
+    norm: Norm = "rms_norm_sh"
     edge_activation: EdgeActivation = "gate"
-    # recommended: none. Normalising each edge's logit features by their spread is the strongest
-    # nonlinearity along a bond scan (15x the roughness of its input in a trained ethanol model);
-    # without it bond scans stay within 2-4x of GFN2-xTB's third derivative instead of up to 57x, for
-    # 5-13 % of test force MAE (README). The default follows with the norm's (see above).
-    attn_alpha_norm: AlphaNorm = "layer_norm"
+    # none, not EquiformerV2's LayerNorm of each edge's logit features (layer_norm, still an option): that
+    # division is the strongest nonlinearity along a bond scan (15x the roughness of its input in a
+    # trained ethanol model); without it bond scans stay within 2-4x of GFN2-xTB's third derivative
+    # instead of up to 57x, for 5-13 % of test force MAE (README)
+    attn_alpha_norm: AlphaNorm = "none"
     ffn_activation: FFNActivation = "grid_mlp"
     avg_degree: float = 10.0
     envelope_exponent: int = 5

@@ -46,7 +46,7 @@ def test_est_message_separation_is_its_symmetry_error():
     fine = one_layer("est", lmax=1, points=144, message="spherical")
     angle = 2 * math.pi / 4
     (d12, e12), (d144, e144) = separation(coarse, 3, angle), separation(fine, 3, angle)
-    assert d12 > 1e-2 and 0.3 < d12 / e12 < 3
+    assert d12 > 1e-6 and 0.3 < d12 / e12 < 3  # far above the exact networks' separation (< 1e-10, above)
     assert 0.3 < d144 / e144 < 3 and d144 < d12 / 3
 
 

@@ -20,22 +20,11 @@ def small(species, cutoff, **overrides):
     return EquiformerV2(**config)
 
 
-#: measured: force constants 3e6 eV/Å² at 1e-6 Å vs 2.5e4 at 1e-3 Å (co-cu111-emt: forces of 1.8e3 eV/Å
-#: for a 1e-6 Å displacement in bulk Cu); the rms_norm_sh models pass with a change of 1e-5
-KNOWN_NORM_DEFECT = ("known defect of the separable layer norm (layer_norm_sh, still the default): it divides l > 0 "
-                     "features that vanish by symmetry by sqrt(power + 1e-5), so near a perfect crystal the energy is "
-                     "smooth only on a scale of 1e-3 Å; rms_norm_sh passes (test below)")
-
-
 class TestEquiformerV2(ModelSuite):
     """Default EquiformerV2: gate in the edge frame, grid MLP in the (global-frame) FFN."""
 
     # The FFN's grid MLP aliases: rotations change the energy slightly (measured, see the note).
     tolerances = Tolerances(rotation_energy_rtol=1e-7, rotation_force_atol=1e-4)
-
-    @pytest.mark.xfail(strict=True, raises=ModelCheckError, reason=KNOWN_NORM_DEFECT)
-    def test_forces_are_linear_near_a_symmetric_point(self, model):
-        super().test_forces_are_linear_near_a_symmetric_point(model)
 
     def make_network(self, species, cutoff):
         return small(species, cutoff)
@@ -45,12 +34,12 @@ class TestEquiformerV2Gate(ModelSuite):
     """Gate activations everywhere: no grid, so every symmetry holds to round-off."""
 
     def make_network(self, species, cutoff):
-        return small(species, cutoff, ffn_activation="gate", norm="rms_norm_sh")
+        return small(species, cutoff, ffn_activation="gate")
 
 
 @pytest.mark.parametrize("norm", ["layer_norm_sh", "rms_norm_sh"])
 def test_only_the_separable_layer_norm_bends_near_a_symmetric_point(norm):
-    """Why rms_norm_sh is recommended: with EquiformerV2's separable layer norm, the force constant of
+    """Why rms_norm_sh is the default: with EquiformerV2's separable layer norm, the force constant of
     one atom displaced in perfect fcc Cu changes by orders of magnitude between 1e-6 and 1e-3 Å
     (measured on co-cu111-emt: 1.8e3 eV/Å at 1e-6 Å); with rms_norm_sh it does not."""
     from mlff.testing.checks import check_linear_near_symmetric_point

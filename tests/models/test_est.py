@@ -10,9 +10,8 @@ from mlff.nn.radial import GaussianBasis
 from mlff.nn.spherical_message import SphericalMessage
 from mlff.nn.spherical_attention import SphericalAttention, legendre_table
 from mlff.so3.rotation import WignerD
-from mlff.testing import ModelCheckError, Tolerances
+from mlff.testing import Tolerances
 from mlff.testing.suite import ModelSuite
-from tests.models.test_equiformer_v2 import KNOWN_NORM_DEFECT
 
 
 def small(species, cutoff, **overrides):
@@ -34,10 +33,6 @@ class TestEST(ModelSuite):
 
     tolerances = Tolerances(rotation_energy_rtol=1e-4, rotation_force_atol=1e-2)
 
-    @pytest.mark.xfail(strict=True, raises=ModelCheckError, reason=KNOWN_NORM_DEFECT)
-    def test_forces_are_linear_near_a_symmetric_point(self, model):
-        super().test_forces_are_linear_near_a_symmetric_point(model)
-
     def make_network(self, species, cutoff):
         return small(species, cutoff)
 
@@ -53,10 +48,6 @@ class TestESTSphericalMessage(ModelSuite):
     curved: the cutoff scan refines more of its steps (the residual falls as steps^-3)."""
 
     tolerances = Tolerances(rotation_energy_rtol=2e-6, rotation_force_atol=0.1)
-
-    @pytest.mark.xfail(strict=True, raises=ModelCheckError, reason=KNOWN_NORM_DEFECT)
-    def test_forces_are_linear_near_a_symmetric_point(self, model):
-        super().test_forces_are_linear_near_a_symmetric_point(model)
 
     def make_network(self, species, cutoff):
         return small(species, cutoff, message="spherical", lmax=2, sphere_points=36)
