@@ -20,7 +20,7 @@ energy head. Changes, each needed for forces that are the exact gradient of a sm
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from ase.data import chemical_symbols
@@ -154,16 +154,24 @@ class EquiformerV2(nn.Module):
         """The message module of each block (None: EquiformerV2's graph attention)."""
         return None
 
-    def forward(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+    def forward(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor,
+                exchange: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """Species indices ``[N]``, edge vectors ``[E, 3]`` and ``edge_index [2, E]`` -> energies ``[N]``."""
-        return self.head(self.features(species, vectors, edge_index))
+        return self.head(self.features(species, vectors, edge_index, exchange=exchange))
 
     def features(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor,
-                 condition: torch.Tensor | None = None) -> torch.Tensor:
+                 condition: torch.Tensor | None = None,
+                 exchange: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """The final (normalised) node features ``[N, (lmax+1)^2, channels]``.
 
         ``condition`` (same shape, optional) is added to the node features at the input of every
         block; EMPP uses it to tell each node which atom was masked and what its labels are.
+
+        ``exchange`` (optional) is called on the node features before every block and returns them
+        with each ghost atom's row replaced by its owner's (:mod:`mlff.models.local`). Engines that
+        split a structure into owned and ghost atoms (LAMMPS across MPI ranks) need it before the
+        first block too: the edge-degree embedding has already mixed in each atom's neighbours, so
+        the receptive field is (blocks + 1) x cutoff.
         """
         n = species.shape[0]
         lengths = torch.linalg.vector_norm(vectors, dim=1)
@@ -174,6 +182,8 @@ class EquiformerV2(nn.Module):
         x = torch.cat([scalars, scalars.new_zeros(n, (self.config.lmax + 1) ** 2 - 1, scalars.shape[2])], 1)
         x = x + self.edge_degree(species, frame, basis, envelope, edge_index, n)
         for block in self.blocks:
+            if exchange is not None:
+                x = exchange(x)
             if condition is not None:
                 x = x + condition
             x = block(x, species, frame, basis, envelope, edge_index)

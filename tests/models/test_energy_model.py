@@ -11,7 +11,6 @@ from ase.build import molecule
 from mlff.data import AtomicGraph
 from mlff.models.checkpoint import load_checkpoint
 from mlff.models.energy_model import EnergyModel
-from mlff.models.potentials import checkpoint_path
 from mlff.models.registry import build_network
 
 E0 = {1: -13.6, 6: -1029.5, 8: -2041.31234567891}
@@ -83,15 +82,19 @@ def test_training_differentiates_the_isolated_atom_term():
 
 
 def test_version_1_checkpoints_load_with_identical_numbers():
-    """The shipped potentials are format-version-1 files; the migration renames their weights only.
-    Reference numbers were recorded with the code that wrote them. Identical up to round-off: the
-    Wigner-D matrices are now fitted on the package's one Fibonacci lattice instead of a second
-    copy of it, which moves the last bits (measured: 5e-15 eV/Å)."""
-    ref = np.load(Path(__file__).parent / "data" / "shipped_v1_reference.npz")
+    """The first shipped potentials (kept here as they shipped) are format-version-1 files; the
+    migration renames their weights only and keeps their norms. Reference numbers were recorded with
+    the code that wrote them. Identical up to round-off: the Wigner-D matrices are now fitted on the
+    package's one Fibonacci lattice instead of a second copy of it, which moves the last bits
+    (measured: 5e-15 eV/Å)."""
+    data = Path(__file__).parent / "data"
+    ref = np.load(data / "shipped_v1_reference.npz")
     for name in ("ethanol-xtb", "co-cu111-emt"):
         key = name.replace("-", "_")
-        assert torch.load(checkpoint_path(name), weights_only=True)["format_version"] == 1
-        model = load_checkpoint(checkpoint_path(name), dtype=torch.float64)
+        path = data / f"{key}_v1.pt"
+        assert torch.load(path, weights_only=True)["format_version"] == 1
+        model = load_checkpoint(path, dtype=torch.float64)
+        assert (model.network.config.norm, model.network.config.attn_alpha_norm) == ("layer_norm_sh", "layer_norm")
         atoms = Atoms(ref[f"{key}_numbers"], ref[f"{key}_positions"], cell=ref[f"{key}_cell"], pbc=ref[f"{key}_pbc"])
         out = model(AtomicGraph.from_atoms(atoms, model.cutoff, dtype=torch.float64))
         assert abs(float(out["energy"][0]) - float(ref[f"{key}_energy"][0])) < 1e-11
