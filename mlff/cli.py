@@ -32,12 +32,14 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-PROVIDERS = ("mlff.data.cli", "mlff.data.generate.cli", "mlff.dynamics.cli", "mlff.train.cli", "mlff.bench.cli")
+PROVIDERS = ("mlff.data.cli", "mlff.data.generate.cli", "mlff.dynamics.cli", "mlff.train.cli", "mlff.bench.cli",
+             "mlff.lammps.cli")
 GROUPS = {
     (): "Machine-learned force fields: data, training, evaluation, MD and benchmarks.",
     ("data",): "reference data: generate, inspect and split datasets",
     ("data", "generate"): "generate labelled reference data (xTB molecules, EMT slabs)",
     ("bench",): "benchmarks: neighbour lists, model speed",
+    ("export",): "write a model in the form another engine loads",
 }
 
 

@@ -31,9 +31,10 @@ def slab():
 
 
 def bulk_cell():
-    """A strained, rattled fcc Cu box, periodic in x, y and z."""
+    """A strained, sheared (triclinic), rattled fcc Cu box, periodic in x, y and z. The cell stays lower
+    triangular, LAMMPS's own form, so that positions and forces need no rotation on the way in."""
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True) * (2, 2, 2)
-    atoms.set_cell(atoms.cell @ (np.eye(3) + np.array([[0.01, 0.005, 0], [0.005, -0.01, 0], [0, 0, 0.02]])),
+    atoms.set_cell(atoms.cell @ (np.eye(3) + np.array([[0.01, 0, 0], [0.05, -0.01, 0], [0.03, 0.02, 0.02]])),
                    scale_atoms=True)
     atoms.rattle(0.05, seed=2)
     return atoms

