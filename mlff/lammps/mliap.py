@@ -35,23 +35,24 @@ except ImportError:
 
 
 class _KokkosExchange(torch.autograd.Function):
-    """LAMMPS's ghost exchange as an autograd op: owners' rows to ghosts forward, ghosts' gradients
-    summed into their owners backward."""
+    """LAMMPS's ghost exchange as an autograd op: the owned atoms' rows in, every atom's out (ghosts
+    with their owners' rows); backward, the ghosts' gradients summed into their owners."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, data) -> torch.Tensor:
-        ctx.data, ctx.shape = data, x.shape
-        flat = x.reshape(x.shape[0], -1).contiguous()
-        out = torch.empty_like(flat)
-        data.forward_exchange(flat, out, flat.shape[1])
-        return out.reshape(x.shape)
+        ctx.data, ctx.n_owned = data, x.shape[0]
+        flat = x.reshape(x.shape[0], -1)
+        full = torch.cat([flat, flat.new_zeros(int(data.ntotal) - x.shape[0], flat.shape[1])])
+        out = torch.empty_like(full)
+        data.forward_exchange(full, out, full.shape[1])
+        return out.reshape(-1, *x.shape[1:])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         flat = grad.reshape(grad.shape[0], -1).contiguous()
         out = torch.empty_like(flat)
         ctx.data.reverse_exchange(flat, out, flat.shape[1])
-        return out.reshape(ctx.shape), None
+        return out[: ctx.n_owned].reshape(ctx.n_owned, *grad.shape[1:]), None
 
 
 class MLFFUnified(MLIAPUnified):

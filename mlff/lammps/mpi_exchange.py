@@ -2,9 +2,9 @@
 (LAMMPS's ``fix external``, which has no exchange of its own).
 
 A :class:`GhostPlan` is built collectively from every rank's atom tags (owned first, then ghosts):
-for each ghost, the rank that owns its tag and the row there. :meth:`GhostPlan.forward` copies the
-owners' rows into the ghost rows; :meth:`GhostPlan.reverse` is its adjoint, summing the ghost rows
-into their owners (ghost rows become zero). :func:`mpi_exchange` wraps both as one autograd op, so
+for each ghost, the rank that owns its tag and the row there. :meth:`GhostPlan.forward` takes the
+owned atoms' rows and returns every atom's, the ghosts with their owners' rows;
+:meth:`GhostPlan.reverse` is its adjoint, summing every atom's rows into the owned atoms'. :func:`mpi_exchange` wraps both as one autograd op, so
 the backward of every rank's energy runs the reverse exchanges in lockstep: every rank must call the
 model together. A ghost whose owner is the same rank (a periodic image) goes through the same path.
 """
@@ -42,21 +42,22 @@ class GhostPlan:
         self.send = comm.alltoall([owner_row[owner_rank == r] for r in range(size)])
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Ghost rows of ``x [n_total, ...]`` replaced by their owners' rows."""
+        """``[n_owned, ...]`` -> ``[n_total, ...]``: the ghost rows from their owners."""
         start = time.perf_counter()
         got = self.comm.alltoall([x[rows] for rows in self.send])
-        out = x.copy()
+        out = np.zeros((self.n_total, *x.shape[1:]), dtype=x.dtype)
+        out[: self.n_owned] = x
         for rows, values in zip(self.receive, got):
             out[rows] = values
         self.seconds += time.perf_counter() - start
         return out
 
     def reverse(self, g: np.ndarray) -> np.ndarray:
-        """The adjoint of :meth:`forward`: ghost rows summed into their owners, then zeroed."""
+        """The adjoint of :meth:`forward`, ``[n_total, ...]`` -> ``[n_owned, ...]``: the ghost rows
+        summed into their owners."""
         start = time.perf_counter()
         got = self.comm.alltoall([g[rows] for rows in self.receive])
-        out = g.copy()
-        out[self.n_owned:] = 0
+        out = g[: self.n_owned].copy()
         for rows, values in zip(self.send, got):
             np.add.at(out, rows, values)
         self.seconds += time.perf_counter() - start

@@ -127,7 +127,7 @@ class FixExternalModel:
         numbers = self.numbers[torch.from_numpy(types) - 1]
         result = local_forward(self.model, numbers, vectors, edge_index, n_owned, mpi_exchange(self.plan))
         forces = self.plan.reverse(edge_forces(result.edge_gradients, edge_index, n_total).numpy())
-        f[:] = forces[:n_owned]
+        f[:] = forces
         energy = self.comm.allreduce(float(result.energies.sum()))
         w = self.comm.allreduce(edge_virial(result.edge_gradients, vectors).numpy())
         lmp.fix_external_set_energy_global(self.fix_id, energy)  # on every rank: LAMMPS takes rank 0's

@@ -112,8 +112,11 @@ class TransformerBlock(nn.Module):
         self.ffn = update if update is not None else FeedForward(
             cfg.channels, cfg.ffn_hidden, cfg.channels, cfg.lmax, cfg.ffn_activation, cfg.grid_resolution)
 
-    def forward(self, x, species, frame, basis, envelope, edge_index):
-        x = x + self.attention(self.norm1(x), species, frame, basis, envelope, edge_index)
+    def forward(self, x, species, frame, basis, envelope, edge_index, count: int | None = None):
+        """The block's output for the first ``count`` atoms (default all): the others (ghosts) only
+        send messages."""
+        count = x.shape[0] if count is None else count
+        x = x[:count] + self.attention(self.norm1(x), species, frame, basis, envelope, edge_index, count=count)
         return x + self.ffn(self.norm2(x))
 
 
@@ -155,36 +158,38 @@ class EquiformerV2(nn.Module):
         return None
 
     def forward(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor,
-                exchange: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-        """Species indices ``[N]``, edge vectors ``[E, 3]`` and ``edge_index [2, E]`` -> energies ``[N]``."""
-        return self.head(self.features(species, vectors, edge_index, exchange=exchange))
+                exchange: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                n_owned: int | None = None) -> torch.Tensor:
+        """Species indices ``[N]``, edge vectors ``[E, 3]`` and ``edge_index [2, E]`` -> energies ``[N]``
+        (``[n_owned]`` with an ``exchange``, see :meth:`features`)."""
+        return self.head(self.features(species, vectors, edge_index, exchange=exchange, n_owned=n_owned))
 
     def features(self, species: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor,
                  condition: torch.Tensor | None = None,
-                 exchange: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+                 exchange: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 n_owned: int | None = None) -> torch.Tensor:
         """The final (normalised) node features ``[N, (lmax+1)^2, channels]``.
 
         ``condition`` (same shape, optional) is added to the node features at the input of every
         block; EMPP uses it to tell each node which atom was masked and what its labels are.
 
-        ``exchange`` (optional) is called on the node features before every block and returns them
-        with each ghost atom's row replaced by its owner's (:mod:`mlff.models.local`). Engines that
-        split a structure into owned and ghost atoms (LAMMPS across MPI ranks) need it before the
-        first block too: the edge-degree embedding has already mixed in each atom's neighbours, so
-        the receptive field is (blocks + 1) x cutoff.
+        Engines that split a structure into ``n_owned`` owned atoms (first) and ghosts (LAMMPS across
+        MPI ranks; :mod:`mlff.models.local`) give an ``exchange``: it takes the owned atoms' features
+        and returns every atom's, each ghost with its owner's row. It runs before every block, the
+        first included (the edge-degree embedding has already mixed in each atom's neighbours, so the
+        receptive field is (blocks + 1) x cutoff). Every edge must then go into an owned atom, and
+        the features, like everything per atom, are computed for the owned atoms only.
         """
-        n = species.shape[0]
+        n = species.shape[0] if exchange is None else n_owned
         lengths = torch.linalg.vector_norm(vectors, dim=1)
         frame = self.edge_frame(vectors)
         basis = self.basis(lengths)
         envelope = self.envelope(lengths)
-        scalars = self.atom_embedding(species).unsqueeze(1)
+        scalars = self.atom_embedding(species[:n]).unsqueeze(1)
         x = torch.cat([scalars, scalars.new_zeros(n, (self.config.lmax + 1) ** 2 - 1, scalars.shape[2])], 1)
         x = x + self.edge_degree(species, frame, basis, envelope, edge_index, n)
         for block in self.blocks:
-            if exchange is not None:
-                x = exchange(x)
             if condition is not None:
                 x = x + condition
-            x = block(x, species, frame, basis, envelope, edge_index)
+            x = block(x if exchange is None else exchange(x), species, frame, basis, envelope, edge_index, count=n)
         return self.final_norm(x)

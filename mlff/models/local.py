@@ -6,9 +6,9 @@ within a halo around them, with edges ``(sender j, receiver i)`` and vectors ``r
 (ghosts are periodic images where needed, so no cell is involved). Two ways make the owned atoms'
 energies exact:
 
-* **exchange** (halo of one cutoff): before every block, each ghost's node features are replaced by
-  its owner's (:meth:`EquiformerV2.features`). The owner computed them with its whole neighbourhood,
-  so only edges into owned atoms are needed. In backward, the gradients of the ghost rows are summed
+* **exchange** (halo of one cutoff): the features are computed for the owned atoms only, and before
+  every block the exchange gives each ghost its owner's (:meth:`EquiformerV2.features`). The owner
+  computed them with its whole neighbourhood, so only edges into owned atoms are needed. In backward, the gradients of the ghost rows are summed
   into their owners, so every process must run its forward and backward at the same time.
 * **thick halo** (no exchange): every atom within (blocks + 1) x cutoff of an owned atom is present
   with all its edges, and the features are computed redundantly.
@@ -44,11 +44,13 @@ def local_forward(model: EnergyModel, numbers: torch.Tensor, vectors: torch.Tens
     """Energies of the first ``n_owned`` of the atoms ``numbers`` and the gradient of the total energy
     with respect to every edge vector (see the module docstring for ``exchange``)."""
     network = model.network
+    if exchange is not None and edge_index.shape[1] and int(edge_index[1].max()) >= n_owned:
+        raise ValueError("with an exchange, every edge must go into an owned atom (receiver < n_owned)")
     species = network.species(numbers)
     dtype = next(network.parameters()).dtype
     vectors = vectors.detach().to(dtype).requires_grad_(True)
     with torch.enable_grad():
-        eps = network(species, vectors, edge_index, exchange=exchange)[:n_owned]
+        eps = network(species, vectors, edge_index, exchange=exchange, n_owned=n_owned)[:n_owned]
         eps = eps - model.isolated_energies(eps.dtype, eps.device)[species[:n_owned]]
         atom_energy = model.scale.to(eps.dtype) * eps
         (grad,) = torch.autograd.grad(atom_energy.sum(), vectors, allow_unused=True)
@@ -56,12 +58,6 @@ def local_forward(model: EnergyModel, numbers: torch.Tensor, vectors: torch.Tens
         grad = torch.zeros_like(vectors)
     energies = atom_energy.detach().double() + model.e0[numbers[:n_owned]]
     return LocalResult(energies, grad.detach().double())
-
-
-def image_exchange(owner: torch.Tensor) -> Exchange:
-    """The exchange when every ghost's owner is in the same process: row ``i`` becomes row
-    ``owner[i]`` (``owner[i] == i`` for owned atoms). Autograd sums the ghosts' gradients back."""
-    return lambda x: x.index_select(0, owner)
 
 
 def edge_forces(grad: torch.Tensor, edge_index: torch.Tensor, n_atoms: int) -> torch.Tensor:

@@ -89,8 +89,11 @@ class SO2GraphAttention(nn.Module):
         basis: torch.Tensor,
         envelope: torch.Tensor,
         edge_index: torch.Tensor,
+        count: int | None = None,
     ) -> torch.Tensor:
-        total = over_edge_chunks(self.messages, frame, edge_index[1], x.shape[0], x, species, basis, envelope, edge_index)
+        """The messages into the first ``count`` atoms (default all; every receiver must be among them)."""
+        count = x.shape[0] if count is None else count
+        total = over_edge_chunks(self.messages, frame, edge_index[1], count, x, species, basis, envelope, edge_index)
         return self.proj(total)
 
     def messages(self, frame: Frame, chunk: EdgeChunk, x, species, basis, envelope, edge_index) -> torch.Tensor:

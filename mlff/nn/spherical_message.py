@@ -52,7 +52,8 @@ class SphericalMessage(nn.Module):
         self.attention = SphericalAttention(channels, sampling.points, heads, orientation_degree)
         self.proj = SO3Linear(channels, channels, lmax)
 
-    def forward(self, x, species, frame, basis, envelope, edge_index) -> torch.Tensor:
+    def forward(self, x, species, frame, basis, envelope, edge_index, count: int | None = None) -> torch.Tensor:
+        """The messages into the first ``count`` atoms (default all; every receiver must be among them)."""
         sender, receiver = edge_index
         weights = self.radial(self.edge_features(basis, species, edge_index)).view(-1, self.lmax + 1, self.channels)
         # sum_l Y_l(r_hat) w_l: the m = 0 edge-frame rows (first in the m-major layout) rotated back
@@ -60,4 +61,5 @@ class SphericalMessage(nn.Module):
         query = self.query(torch.cat([x[sender], x[receiver]], dim=2))
         points = self.attention(self.sampling.to_points(query), self.sampling.to_points(edge))
         message = self.sampling.from_points(points) * envelope[:, None, None]
-        return self.proj(segment_sum(message, receiver, x.shape[0]) / self.avg_degree)
+        count = x.shape[0] if count is None else count
+        return self.proj(segment_sum(message, receiver, count) / self.avg_degree)
