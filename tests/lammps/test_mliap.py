@@ -124,3 +124,25 @@ def test_real_lammps_pair_style_mliap_unified(model, tmp_path):
     assert result["pe"] == pytest.approx(energy, abs=1e-6)
     order = np.argsort(result["ids"])
     np.testing.assert_allclose(np.array(result["forces"])[order], forces, rtol=0, atol=1e-6)
+
+
+def test_export_writes_a_file_lammps_can_load(model, tmp_path, capsys):
+    """`mlff export lammps` pickles the unified model; loaded back it gives the calculator's numbers."""
+    import torch
+
+    from mlff.cli import main
+    from mlff.models.checkpoint import save_checkpoint
+
+    save_checkpoint(model, tmp_path / "model.pt")
+    out = tmp_path / "model.mliap.pt"
+    assert main(["export", "lammps", str(tmp_path / "model.pt"), "--elements", *ELEMENTS, "-o", str(out),
+                 "--dtype", "float64"]) == 0
+    assert "pair_style mliap unified" in capsys.readouterr().out
+    unified = torch.load(out, weights_only=False)
+    assert unified.element_types == ELEMENTS and unified.rcutfac == pytest.approx(0.5 * model.cutoff)
+    atoms = STRUCTURES["slab"]()
+    data = MLIAPDataStandIn(atoms, ELEMENTS, model.cutoff, halo=model.cutoff, exchange=True)
+    unified.compute_forces(data)
+    energy, forces, _ = reference(model, atoms.copy())
+    assert data.energy == pytest.approx(energy, abs=1e-6)
+    np.testing.assert_allclose(data.owned_forces(), forces, rtol=0, atol=1e-6)

@@ -118,3 +118,11 @@ def test_types_and_elements_must_match(checkpoint, tmp_path):
         done = subprocess.run([sys.executable, "-m", "mlff.cli", "lammps", str(path), "--model", str(checkpoint),
                                "--elements", *elements], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("deck", sorted((ROOT / "md" / "lammps").glob("*.lmp")), ids=lambda p: p.name)
+def test_shipped_decks_pass_the_checks_for_a_shipped_potential(deck):
+    from mlff.calculator import load
+
+    model = load("co-cu111-emt", device="cpu")
+    assert read_deck(deck, model.cutoff).fix_id == "mlff"
