@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from ase.data import atomic_numbers, chemical_symbols
 
 from mlff.errors import ConfigError
 from mlff.models.energy_model import EnergyModel
+from mlff.lammps.types import type_numbers
 from mlff.models.local import local_forward, receptive_field
 
 try:  # LAMMPS loads this file with its own Python; mlff itself does not need LAMMPS
@@ -60,17 +60,13 @@ class MLFFUnified(MLIAPUnified):
     ``pair_coeff * *`` names of the LAMMPS atom types, in order."""
 
     def __init__(self, model: EnergyModel, elements: list[str]):
-        species = set(model.species)
-        for name in elements:
-            if atomic_numbers.get(name) not in species:
-                known = ", ".join(chemical_symbols[z] for z in sorted(species))
-                raise ConfigError(f"LAMMPS element {name!r} is not among the model's species ({known})")
+        numbers = type_numbers(model, elements)
         # ML-IAP's cutoff is 2 x rcutfac (its descriptor's element radius is 1)
         super().__init__(None, element_types=list(elements), ndescriptors=1, nparams=1, rcutfac=0.5 * model.cutoff)
         self.cutoff = model.cutoff
         self.halo = receptive_field(model)
         self.model = model.eval()
-        self.numbers = torch.tensor([atomic_numbers[name] for name in elements])
+        self.numbers = numbers
 
     def compute_descriptors(self, data) -> None:
         """Not used: the model works on the pairs directly."""

@@ -17,7 +17,6 @@ After the run, rank 0 prints the NVE drift of the total energy it recorded (``fi
 
 from __future__ import annotations
 
-import re
 import shlex
 import sys
 import time
@@ -27,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ase.data import atomic_numbers, chemical_symbols
 
 from mlff.data.neighbors import neighbor_list
 from mlff.errors import ConfigError
 from mlff.lammps.mpi_exchange import GhostPlan, mpi_exchange
+from mlff.lammps.types import type_numbers
 from mlff.models.energy_model import EnergyModel
 from mlff.models.local import edge_forces, edge_virial, local_forward
 
@@ -77,16 +76,6 @@ def read_deck(path: Path, cutoff: float) -> Deck:
     if fix[2] != "all" or fix[4:7] != ["pf/callback", "1", "1"]:
         raise ConfigError(f"{path}: `{' '.join(fix)}`: use `fix {fix[1]} all external pf/callback 1 1`")
     return Deck("\n".join(lines[: fixes[0] + 1]), "\n".join(lines[fixes[0] + 1:]), fix[1])
-
-
-def check_elements(model: EnergyModel, elements: list[str]) -> torch.Tensor:
-    """Atomic numbers of the LAMMPS types ``elements`` (type 1 first), all among the model's species."""
-    species = set(model.species)
-    for name in elements:
-        if atomic_numbers.get(name) not in species:
-            known = ", ".join(chemical_symbols[z] for z in sorted(species))
-            raise ConfigError(f"LAMMPS element {name!r} is not among the model's species ({known})")
-    return torch.tensor([atomic_numbers[name] for name in elements])
 
 
 class FixExternalModel:
@@ -184,7 +173,7 @@ def run_deck(path: str | Path, model, elements: list[str], dtype: str | None = N
 
     comm = MPI.COMM_WORLD
     model = load(model, device="cpu", dtype=dtype)
-    numbers = check_elements(model, elements)
+    numbers = type_numbers(model, elements)
     path = Path(path)
     deck = read_deck(path, model.cutoff)
     args = ["-nocite", "-log", str(log)] + ([] if screen and comm.Get_rank() == 0 else ["-screen", "none"])
