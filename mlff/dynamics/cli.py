@@ -33,23 +33,23 @@ def _load(args, kind: str):
 def _md(args) -> int:
     from mlff.dynamics.runner import run_md
 
-    return _run(_load(args, "md"), run_md)
+    return _run(_load(args, "md"), run_md, f"mlff md {args.deck}")
 
 
 def _relax(args) -> int:
     from mlff.dynamics.runner import run_relax
 
-    return _run(_load(args, "relax"), run_relax)
+    return _run(_load(args, "relax"), run_relax, f"mlff relax {args.deck}")
 
 
-def _run(deck, run_one) -> int:
+def _run(deck, run_one, command: str) -> int:
     """One structure through ASE (``structure``), or a batch in one graph per step (``structures``)."""
     if deck.structures:
         from mlff.dynamics.batch_runner import run_batch
 
         print(run_batch(deck).format())
         return 0
-    summary = run_one(deck)
+    summary = run_one(deck, command)
     print(summary.format())
     return 3 if summary.stopped else 0
 

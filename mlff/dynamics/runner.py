@@ -34,7 +34,7 @@ from mlff.data.labels import set_labels
 from mlff.data.validation import check_species, validate_atoms
 from mlff.dynamics.deck import Deck, MDSpec, Optimizer, PotentialSpec, StructureSpec
 from mlff.dynamics.guard import BlowUp, check
-from mlff.dynamics.plot import plot_run
+from mlff.dynamics.plot import plot_md, plot_relax
 from mlff.dynamics.structure import build_structure
 from mlff.dynamics.trajectory import TrajectoryWriter
 from mlff.errors import ConfigError
@@ -161,7 +161,15 @@ def _sample(atoms: Atoms, time_ps: float, temperature: float, npt: bool) -> dict
     return sample
 
 
-def run_md(deck: Deck) -> RunSummary:
+def _caption(deck: Deck, command: str | None) -> str:
+    """What produced a figure: the command (or the Python API) and the potential."""
+    spec = deck.potential
+    model = spec.model or f"untrained {spec.name} {spec.preset}"
+    return f"{command or 'mlff Python API (run_md/run_relax)'} · potential {model}"
+
+
+def run_md(deck: Deck, command: str | None = None) -> RunSummary:
+    """Run the deck's MD; ``command`` (what the user ran) goes into the figure's caption."""
     md, out = deck.md, deck.output
     atoms = _structure(deck)
     npt = md.ensemble == "npt"
@@ -209,11 +217,13 @@ def run_md(deck: Deck) -> RunSummary:
         slope = np.polyfit(series["time_ps"], np.asarray(series["total"]) / n, 1)[0]
         drift = float(slope * 1000)
     if out.plot:
-        plot_run(series, out.plot, title=f"{md.ensemble.upper()} MD, {n} atoms")
+        plot_md(series, out.plot, n, md.ensemble, initial if md.ensemble == "nve" else md.temperature, drift,
+                _caption(deck, command), pressure=md.pressure if npt else None)
     return RunSummary("md", max(step, 0), seconds, writer.frames, stopped, drift, series=series)
 
 
-def run_relax(deck: Deck) -> RunSummary:
+def run_relax(deck: Deck, command: str | None = None) -> RunSummary:
+    """Run the deck's relaxation; ``command`` (what the user ran) goes into the figure's caption."""
     relax, out = deck.relax, deck.output
     atoms = _structure(deck)
     if relax.cell and not all(atoms.pbc):
@@ -222,7 +232,7 @@ def run_relax(deck: Deck) -> RunSummary:
     initial_volume = atoms.get_volume() if relax.cell else None
     target = FrechetCellFilter(atoms) if relax.cell else atoms
     optimizer = OPTIMIZERS[relax.optimizer](target, logfile=out.log)
-    series = {"step": [], "potential": [], "fmax": []}
+    series = {"step": [], "potential": [], "fmax": []} | ({"volume": [], "pressure": []} if relax.cell else {})
     stopped, last_good, converged = None, None, False
     start = time.perf_counter()
     with _recording(out, f"relax {relax.optimizer}", relax.steps) as (writer, bar):
@@ -234,6 +244,9 @@ def run_relax(deck: Deck) -> RunSummary:
                 series["step"].append(optimizer.nsteps)
                 series["potential"].append(atoms.get_potential_energy())
                 series["fmax"].append(fmax)
+                if relax.cell:
+                    series["volume"].append(atoms.get_volume())
+                    series["pressure"].append(-np.trace(atoms.get_stress(voigt=False)) / 3 / units.GPa)
                 if optimizer.nsteps % out.interval == 0:
                     writer.write(atoms)
                 bar.update(1)
@@ -245,6 +258,6 @@ def run_relax(deck: Deck) -> RunSummary:
             if last_good is not None:
                 writer.write(last_good)
     if out.plot:
-        plot_run(series, out.plot, title=f"{relax.optimizer} relaxation, {len(atoms)} atoms")
+        plot_relax(series, out.plot, relax.fmax, _caption(deck, command))
     return RunSummary("relax", optimizer.nsteps, time.perf_counter() - start, writer.frames, stopped,
                       converged=converged, series=series)
