@@ -16,7 +16,7 @@ def _train(args) -> int:
     from mlff.train.config import load_config
     from mlff.train.run import train
 
-    train(load_config(args.config), resume=args.resume)
+    train(load_config(args.config), resume=args.resume, command=f"mlff train {args.config}")
     return 0
 
 
@@ -50,7 +50,8 @@ def _eval(args) -> int:
             check_species(atoms.numbers, model.species, f"frame {k} of {path}: ")
         print(f"{path} ({len(structures)} structures): {format_metrics(evaluate(model, structures, 16, device, dtype))}")
         if args.parity:
-            parity_plots(model, structures, args.parity, device, dtype)
+            parity_plots(model, structures, args.parity, device, dtype, split=str(path),
+                         caption=f"mlff eval {args.model} {path}")
     return 0
 
 

@@ -25,15 +25,16 @@ from mlff.train.trainer import Trainer
 logger = logging.getLogger(__name__)
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, command: str | None = None) -> dict:
+    """Train as ``cfg`` says; ``command`` (what the user ran) goes into the figures' captions."""
     rank, world, dist_device = distributed.setup()
     try:
-        return _train(cfg, resume, rank, world, dist_device)
+        return _train(cfg, resume, rank, world, dist_device, command or "mlff Python API (mlff.train.run.train)")
     finally:
         distributed.teardown()
 
 
-def _train(cfg: TrainConfig, resume: bool, rank: int, world: int, dist_device) -> dict:
+def _train(cfg: TrainConfig, resume: bool, rank: int, world: int, dist_device, command: str) -> dict:
     torch.manual_seed(cfg.seed)
     device = dist_device or resolve_device(cfg.device)
     data = load_training_data(cfg)
@@ -66,8 +67,11 @@ def _train(cfg: TrainConfig, resume: bool, rank: int, world: int, dist_device) -
         best_score = trainer.best if math.isfinite(trainer.best) else None  # None: never validated
         json.dump({"errors": table, "val_metric": cfg.val_metric, "best_score": best_score, "history": trainer.history},
                   fh, indent=2)
-    learning_curve(trainer.history, trainer.out / "learning_curve.png")
+    caption = f"{command} · {cfg.model.name} {cfg.model.preset or ''} · {trainer.out}"
+    learning_curve(trainer.history, trainer.out / "learning_curve.png", caption)
     if not trainer.pretraining:
-        parity_plots(best, data.test or data.val, trainer.out / "parity", device, trainer.dtype, cfg.batch_size)
+        split = "test" if data.test else "validation"
+        parity_plots(best, data.test or data.val, trainer.out / "parity", device, trainer.dtype, split, caption,
+                     cfg.batch_size)
     logger.info("\n".join(f"{name:>5}: {format_metrics(m)}" for name, m in table.items()))
     return table

@@ -37,7 +37,7 @@ from mlff.train.data import TrainingData
 from mlff.train.distributed import average_gradients
 from mlff.train.empp import EMPP
 from mlff.train.evaluation import evaluate, format_metrics, iter_batches
-from mlff.train.loss import in_stage_two, loss_terms
+from mlff.train.loss import Metrics, in_stage_two, loss_terms
 from mlff.train.schedule import forget_best, make_scheduler
 
 STATE_FILE = "train_state.pt"
@@ -68,6 +68,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best, self.best_stage = math.inf, False  # lowest score, and whether it was of stage two
         self.history: list[dict] = []
+        self.running = Metrics()  # training errors since the last validation (live weights; not resumed)
 
     def _empp(self, cfg: TrainConfig, data: TrainingData, model: EnergyModel) -> EMPP | None:
         if cfg.empp is None:
@@ -141,6 +142,7 @@ class Trainer:
             out = self.model(graph, forces=True, stress=self.cfg.loss.stress_weight > 0 and graph.stress is not None,
                              create_graph=True)
             loss = loss_terms(out, graph, self.cfg.loss, progress=self.progress(self.step))["total"]
+            self.running.update(out, graph)
         if self.empp is not None:
             seed = (self.cfg.seed * 1_000_003 + self.step) * max(self.world, 1) + self.rank
             loss = loss + self.cfg.empp.weight * self.empp_loss(self.model, graph, seed)["loss"]
@@ -207,8 +209,11 @@ class Trainer:
         if plateau:
             self.scheduler.step(score)
         best = score < self.best
+        running = self.running.result() if self.running.n_struct else {}
+        self.running = Metrics()
         self.history.append({"epoch": self.epoch, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
-                             **{f"val_{k}": v for k, v in metrics.items()}, "score": score, "best": best})
+                             **{f"val_{k}": v for k, v in metrics.items()}, **{f"train_{k}": v for k, v in running.items()},
+                             "score": score, "best": best})
         if best:
             self.best = score
             if self.rank == 0:

@@ -9,8 +9,6 @@ import pytest
 import torch
 import yaml
 
-from mlff.data.generate import generate_md17
-from mlff.data.formats import write_structures
 from mlff.errors import ConfigError, StructureError
 from mlff.models.checkpoint import load_checkpoint
 from mlff.train.config import LossConfig, load_config
@@ -19,14 +17,6 @@ from mlff.train.loss import loss_terms, weights_at
 from mlff.train.run import train
 from mlff.train.evaluation import evaluate
 from mlff.train.trainer import STATE_FILE, Trainer, TrainingError
-
-
-@pytest.fixture(scope="module")
-def xtb_data(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "ethanol.xyz"
-    frames = generate_md17("ethanol", 40, temperature=500, interval=10, equilibration=100, seed=3, progress=False)
-    write_structures(path, frames)
-    return path
 
 
 def config(tmp_path, data, **overrides):
