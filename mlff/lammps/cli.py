@@ -49,6 +49,7 @@ def _export(args) -> int:
     from mlff.calculator import load
     from mlff.fileio import atomic_write
     from mlff.lammps.mliap import MLFFUnified
+    from mlff.lammps.types import SKIN
 
     unified = MLFFUnified(load(args.model, device="cpu", dtype=args.dtype), args.elements)
     with atomic_write(args.output, "wb") as fh:
@@ -57,7 +58,7 @@ def _export(args) -> int:
           f"needs TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1):\n"
           f"  KOKKOS (ghost exchange):  newton on / pair_style mliap unified {args.output} 0\n"
           f"  otherwise:                newton on / pair_style mliap unified {args.output} 1 / "
-          f"comm_modify cutoff {unified.halo + 2:g}  (receptive field {unified.halo:g} Å + 2 Å skin)\n"
+          f"comm_modify cutoff {unified.halo + SKIN:g}  (receptive field {unified.halo:g} Å + {SKIN:g} Å skin)\n"
           f"  then:                     pair_coeff * * {' '.join(args.elements)}")
     return 0
 

@@ -22,7 +22,7 @@ import torch
 
 from mlff.errors import ConfigError
 from mlff.models.energy_model import EnergyModel
-from mlff.lammps.types import type_numbers
+from mlff.lammps.types import SKIN, type_numbers
 from mlff.models.local import local_forward, receptive_field
 
 try:  # LAMMPS loads this file with its own Python; mlff itself does not need LAMMPS
@@ -84,12 +84,20 @@ class MLFFUnified(MLIAPUnified):
             raise ConfigError(
                 "this LAMMPS has no ghost exchange (ML-IAP's KOKKOS coupling provides it), so mlff needs the ghost "
                 f"atoms' own pair lists and a halo of its receptive field, {self.halo:g} Å: use "
-                f"`pair_style mliap unified FILE 1` and `comm_modify cutoff {self.halo + 1:g}` (halo + skin)")
-        numbers = self.numbers[torch.as_tensor(np.asarray(data.elems), dtype=torch.long)]
-        edge_index = torch.stack([torch.as_tensor(np.asarray(data.pair_j), dtype=torch.long),
-                                  torch.as_tensor(np.asarray(data.pair_i), dtype=torch.long)])
-        vectors = torch.as_tensor(np.asarray(data.rij))
+                f"`pair_style mliap unified FILE 1` and `comm_modify cutoff {self.halo + SKIN:g}` (halo + skin)")
+        # NumPy arrays, or CuPy ones on the GPU under KOKKOS: torch takes both without a copy
+        vectors = torch.as_tensor(data.rij)
+        device = vectors.device
+        if next(self.model.parameters()).device != device:
+            self.model.to(device)
+        numbers = self.numbers.to(device)[torch.as_tensor(data.elems, device=device).long()]
+        edge_index = torch.stack([torch.as_tensor(data.pair_j, device=device).long(),
+                                  torch.as_tensor(data.pair_i, device=device).long()])
         result = local_forward(self.model, numbers, vectors, edge_index, n_owned, exchange)
-        data.eatoms = result.energies.numpy()
         data.energy = float(result.energies.sum())
-        data.update_pair_forces(np.ascontiguousarray(result.edge_gradients.numpy()))
+        if device.type == "cuda":  # KOKKOS on a GPU: its eatoms is a device view; forces take a tensor
+            torch.as_tensor(data.eatoms, device=device)[:n_owned] = result.energies
+            data.update_pair_forces_gpu(result.edge_gradients.contiguous())
+        else:
+            data.eatoms = result.energies.numpy()
+            data.update_pair_forces(np.ascontiguousarray(result.edge_gradients.numpy()))

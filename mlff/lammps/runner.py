@@ -30,11 +30,10 @@ import torch
 from mlff.data.neighbors import neighbor_list
 from mlff.errors import ConfigError
 from mlff.lammps.mpi_exchange import GhostPlan, mpi_exchange
-from mlff.lammps.types import type_numbers
+from mlff.lammps.types import SKIN, type_numbers
 from mlff.models.energy_model import EnergyModel
 from mlff.models.local import edge_forces, edge_virial, local_forward
 
-DEFAULT_SKIN = 2.0  # Å: LAMMPS's neighbour skin in metal units
 
 
 @dataclass
@@ -61,7 +60,7 @@ def read_deck(path: Path, cutoff: float) -> Deck:
                           "sets LAMMPS's ghost shell and neighbour rebuilds")
     if float(pair[2]) < cutoff:
         raise ConfigError(f"{path}: pair_style zero {pair[2]}: the cutoff is smaller than the model's ({cutoff:g} Å)")
-    skin = float(first["neighbor"][1]) if "neighbor" in first else DEFAULT_SKIN
+    skin = float(first["neighbor"][1]) if "neighbor" in first else SKIN
     comm = first.get("comm_modify", [])
     if "cutoff" in comm:
         halo = float(comm[comm.index("cutoff") + 1])

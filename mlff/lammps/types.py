@@ -1,4 +1,4 @@
-"""LAMMPS atom types and the model's species."""
+"""LAMMPS conventions mlff relies on: atom types mapped to the model's species, the default skin."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from mlff.errors import ConfigError
 from mlff.models.energy_model import EnergyModel
+
+#: LAMMPS's default neighbour skin in metal units (Å)
+SKIN = 2.0
 
 
 def type_numbers(model: EnergyModel, elements: list[str]) -> torch.Tensor:

@@ -67,7 +67,7 @@ def test_skipping_the_exchange_before_the_first_block_fails(model):
 def test_without_exchange_or_ghost_lists_the_halo_is_named(model):
     data = MLIAPDataStandIn(STRUCTURES["slab"](), ELEMENTS, model.cutoff, halo=model.cutoff)
     with pytest.raises(ConfigError, match=r"receptive field, 12 Å: use `pair_style mliap unified FILE 1` and "
-                                          r"`comm_modify cutoff 13`"):
+                                          r"`comm_modify cutoff 14`"):
         MLFFUnified(model, ELEMENTS).compute_forces(data)
 
 
