@@ -25,6 +25,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from mlff.models.energy_model import EnergyModel
+from mlff.nn.chunking import chunked
 
 Exchange = Callable[[torch.Tensor], torch.Tensor]
 
@@ -49,7 +50,8 @@ def local_forward(model: EnergyModel, numbers: torch.Tensor, vectors: torch.Tens
     species = network.species(numbers)
     dtype = next(network.parameters()).dtype
     vectors = vectors.detach().to(dtype).requires_grad_(True)
-    with torch.enable_grad():
+    # large graphs run in edge chunks, as in EnergyModel.forward (the backward recomputes them)
+    with torch.enable_grad(), chunked(model.chunk_size(vectors.device)):
         eps = network(species, vectors, edge_index, exchange=exchange, n_owned=n_owned)[:n_owned]
         eps = eps - model.isolated_energies(eps.dtype, eps.device)[species[:n_owned]]
         atom_energy = model.scale.to(eps.dtype) * eps
