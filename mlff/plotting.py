@@ -4,6 +4,7 @@ saved beside it (``run.png`` -> ``run.png.json``), so that what a figure shows c
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -42,9 +43,10 @@ def thinned(*columns):
 def save(fig, path, data: dict, caption: str) -> None:
     """Write the PNG (with ``caption`` in its bottom-left corner) and ``<path>.json`` holding ``data``
     (the series as plotted) and the caption; both atomically."""
+    lines = textwrap.wrap(caption, width=int(fig.get_figwidth() * 17)) or [""]
     with plt.rc_context(STYLE):
-        fig.text(0.01, 0.005, caption, fontsize=7, color="0.35", ha="left", va="bottom")
-        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        fig.text(0.01, 0.005, "\n".join(lines), fontsize=7, color="0.35", ha="left", va="bottom")
+        fig.tight_layout(rect=(0, 0.12 * len(lines) / fig.get_figheight(), 1, 1))
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
     plt.close(fig)

@@ -46,7 +46,8 @@ def learning_curve(history: list[dict], path, caption: str) -> None:
     lr_axis.set_ylabel("learning rate", color="0.4")
     lr_axis.tick_params(axis="y", colors="0.4")
     lr_axis.grid(False)
-    axes[0].set_title("learning curve (train: mean over the steps since the last validation)")
+    trained = any(name.startswith("train_") for name in data)
+    axes[0].set_title("learning curve" + (" (train: mean over the steps since the last validation)" if trained else ""))
     axes[-1].set_xlabel("optimizer step")
     save(fig, path, data, caption)
 
@@ -92,5 +93,5 @@ def parity_plots(model, structures, prefix, device, dtype, split: str, caption: 
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         ax.set_xlabel(f"reference {label}")
         ax.set_ylabel(f"predicted {label}")
-        ax.set_title(f"{split} ({len(structures)} structures): MAE {mae:.3g}, RMSE {rmse:.3g} {unit}")
+        ax.set_title(f"{split} ({len(structures)} structures)\nMAE {mae:.3g}, RMSE {rmse:.3g} {unit}")
         save(fig, Path(f"{prefix}_{name}.png"), data, caption)
