@@ -4,9 +4,9 @@
 A :class:`GhostPlan` is built collectively from every rank's atom tags (owned first, then ghosts):
 for each ghost, the rank that owns its tag and the row there. :meth:`GhostPlan.forward` takes the
 owned atoms' rows and returns every atom's, the ghosts with their owners' rows;
-:meth:`GhostPlan.reverse` is its adjoint, summing every atom's rows into the owned atoms'. :func:`mpi_exchange` wraps both as one autograd op, so
-the backward of every rank's energy runs the reverse exchanges in lockstep: every rank must call the
-model together. A ghost whose owner is the same rank (a periodic image) goes through the same path.
+:meth:`GhostPlan.reverse` is its adjoint, summing every atom's rows into the owned atoms'.
+:func:`mpi_exchange` wraps both as one autograd op, so the backward of every rank's energy runs the
+reverse exchanges in lockstep: every rank must call the model together. A ghost whose owner is the same rank (a periodic image) goes through the same path.
 """
 
 from __future__ import annotations

@@ -35,7 +35,6 @@ from mlff.models.energy_model import EnergyModel
 from mlff.models.local import edge_forces, edge_virial, local_forward
 
 
-
 @dataclass
 class Deck:
     """What the runner needs from a LAMMPS input: the text split at the external fix, and its id."""
@@ -49,19 +48,19 @@ def read_deck(path: Path, cutoff: float) -> Deck:
     """Check ``path`` against a model of ``cutoff`` Å; a :class:`ConfigError` names what is wrong."""
     lines = path.read_text().replace("&\n", " ").splitlines()
     words = [shlex.split(line.split("#", 1)[0]) for line in lines]
-    first = {w[0]: w for w in reversed(words) if w}  # the last occurrence of each command
-    if first.get("units", ["units", "lj"])[1] != "metal":
+    last = {w[0]: w for w in words if w}  # the last occurrence of each command
+    if last.get("units", ["units", "lj"])[1] != "metal":
         raise ConfigError(f"{path}: mlff needs `units metal` (eV, Å, ps)")
-    if first.get("newton", ["newton", "on"])[1] != "on":
+    if last.get("newton", ["newton", "on"])[1] != "on":
         raise ConfigError(f"{path}: mlff needs `newton on` (as ML-IAP's route does: ghost forces go to their owners)")
-    pair = first.get("pair_style")
+    pair = last.get("pair_style")
     if pair is None or pair[1] != "zero" or len(pair) < 3:
         raise ConfigError(f"{path}: needs `pair_style zero R` with R >= the model's cutoff ({cutoff:g} Å), which "
                           "sets LAMMPS's ghost shell and neighbour rebuilds")
     if float(pair[2]) < cutoff:
         raise ConfigError(f"{path}: pair_style zero {pair[2]}: the cutoff is smaller than the model's ({cutoff:g} Å)")
-    skin = float(first["neighbor"][1]) if "neighbor" in first else SKIN
-    comm = first.get("comm_modify", [])
+    skin = float(last["neighbor"][1]) if "neighbor" in last else SKIN
+    comm = last.get("comm_modify", [])
     if "cutoff" in comm:
         halo = float(comm[comm.index("cutoff") + 1])
         if halo < cutoff + skin:
