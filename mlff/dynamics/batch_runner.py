@@ -1,8 +1,8 @@
 """Run a deck whose ``structures:`` list is a batch: every structure in one graph per step.
 
 Each structure (and each of its ``copies``) gets its own initial velocities and random stream
-(``md.seed + k``), its own trajectory and log (``<name>.<k><suffix>``), and its own line in the
-summary. See :mod:`mlff.dynamics.batched` for the integrators.
+(``md.seed + k``), its own trajectory, log and figure (``<name>.<k><suffix>``), and its own line in
+the summary. See :mod:`mlff.dynamics.batched` for the integrators.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from mlff.compat import thermalize_momenta
 from mlff.data.validation import check_species, validate_atoms
 from mlff.dynamics import batched
 from mlff.dynamics.deck import Deck
-from mlff.dynamics.runner import make_calculator
+from mlff.dynamics.plot import plot_md, plot_relax
+from mlff.dynamics.runner import figure_caption, make_calculator
 from mlff.dynamics.structure import build_structure
 
 
@@ -54,7 +55,8 @@ def structures(deck: Deck) -> list[Atoms]:
     return batch
 
 
-def run_batch(deck: Deck) -> BatchSummary:
+def run_batch(deck: Deck, command: str | None = None) -> BatchSummary:
+    """Run the deck's batch; ``command`` (what the user ran) goes into the figures' captions."""
     batch = structures(deck)
     every = Atoms(numbers=sorted({int(z) for atoms in batch for z in atoms.numbers}))
     calc = make_calculator(deck.potential, every)
@@ -63,14 +65,20 @@ def run_batch(deck: Deck) -> BatchSummary:
     out = deck.output
     trajectories = [per_structure(out.trajectory, k) for k in range(len(batch))]
     start = time.perf_counter()
+    caption = figure_caption(deck, command, api="run_batch")
     if deck.md is not None:
-        kind, (evaluations, lines) = f"MD {deck.md.ensemble}", _md(deck, batch, calc, trajectories)
+        kind, (evaluations, lines) = f"MD {deck.md.ensemble}", _md(deck, batch, calc, trajectories, caption)
     else:
-        kind, (evaluations, lines) = "relax FIRE", _relax(deck, batch, calc, trajectories)
+        kind, (evaluations, lines) = "relax FIRE", _relax(deck, batch, calc, trajectories, caption)
     return BatchSummary(kind, time.perf_counter() - start, evaluations, lines, trajectories)
 
 
-def _md(deck: Deck, batch, calc, trajectories):
+def _figure(out, k: int, count: int, caption: str) -> tuple[Path | None, str]:
+    """Structure ``k``'s figure path (None without ``output.plot``) and its caption."""
+    return (per_structure(out.plot, k) if out.plot else None), f"{caption} · structure {k} of {count}"
+
+
+def _md(deck: Deck, batch, calc, trajectories, caption: str):
     md, out = deck.md, deck.output
     initial = md.temperature if md.initial_temperature is None else md.initial_temperature
     # one stream per structure for its velocities and its Langevin noise
@@ -89,19 +97,31 @@ def _md(deck: Deck, batch, calc, trajectories):
         temperature = (total - potential) / (1.5 * units.kB * len(atoms))
         _log(per_structure(out.log, k), times, potential, total, temperature, out.log_interval)
         line = f"  structure {k} ({atoms.get_chemical_formula()}): T mean {temperature.mean():.1f} K"
+        drift = None
         if md.ensemble == "nve" and len(times) > 2:
-            drift = np.polyfit(times, total / len(atoms), 1)[0] * 1000
+            drift = float(np.polyfit(times, total / len(atoms), 1)[0] * 1000)
             line += f", drift {drift:+.4f} meV/atom/ps"
         lines.append(line + f" -> {trajectories[k]}")
+        plot, text = _figure(out, k, len(batch), caption)
+        if plot is not None:
+            series = {"time_ps": times, "total": total, "potential": potential, "kinetic": total - potential,
+                      "temperature": temperature}
+            plot_md(series, str(plot), len(atoms), md.ensemble, initial if md.ensemble == "nve" else md.temperature,
+                    drift, text)
     return run.evaluations, lines
 
 
-def _relax(deck: Deck, batch, calc, trajectories):
+def _relax(deck: Deck, batch, calc, trajectories, caption: str):
     relax = deck.relax
     run = batched.relax(batch, calc, fmax=relax.fmax, steps=relax.steps, trajectories=trajectories)
     lines = [f"  structure {k} ({atoms.get_chemical_formula()}): {'converged' if run.converged[k] else 'NOT converged'}"
              f" in {run.relax_steps[k]} steps, E {run.energies[k][-1]:.6f} eV -> {trajectories[k]}"
              for k, atoms in enumerate(batch)]
+    for k in range(len(batch)):
+        plot, text = _figure(deck.output, k, len(batch), caption)
+        if plot is not None:
+            series = {"step": list(range(len(run.fmax[k]))), "potential": run.energies[k], "fmax": run.fmax[k]}
+            plot_relax(series, str(plot), relax.fmax, text)
     return run.evaluations, lines
 
 

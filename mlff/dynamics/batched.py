@@ -74,6 +74,7 @@ class BatchedRun:
     totals: list[list[float]] = field(default_factory=list)
     converged: list[bool] = field(default_factory=list)
     relax_steps: list[int] = field(default_factory=list)
+    fmax: list[list[float]] = field(default_factory=list)  # relaxation: largest force per step (eV/Å)
 
 
 def _per_structure(value, count: int, name: str) -> list:
@@ -185,7 +186,8 @@ def relax(structures: Sequence[Atoms], calc: MLFFCalculator, fmax=0.05, steps: i
     limits = _per_structure(fmax, count, "fmax")
     state = [dict(FIRE, vel=None, Nsteps=0) for _ in systems]
     writers = _writers(trajectories, count)
-    run = BatchedRun(0, 0, [[] for _ in systems], [[] for _ in systems], [False] * count, [0] * count)
+    run = BatchedRun(0, 0, [[] for _ in systems], [[] for _ in systems], [False] * count, [0] * count,
+                     [[] for _ in systems])
     active = list(range(count))
     failed = True
     try:
@@ -194,9 +196,10 @@ def relax(structures: Sequence[Atoms], calc: MLFFCalculator, fmax=0.05, steps: i
             still = []
             for k, energy, f in zip(active, energies, forces):
                 run.energies[k].append(float(energy))
+                run.fmax[k].append(float(np.sqrt((f**2).sum(1).max())))
                 if writers[k] is not None:
                     _write(writers[k], systems[k], energy, f)
-                if (f**2).sum(1).max() < limits[k] ** 2:
+                if run.fmax[k][-1] < limits[k]:
                     run.converged[k] = True
                 elif run.relax_steps[k] < steps:
                     _fire_step(systems[k], f, state[k])

@@ -47,7 +47,7 @@ def _run(deck, run_one, command: str) -> int:
     if deck.structures:
         from mlff.dynamics.batch_runner import run_batch
 
-        print(run_batch(deck).format())
+        print(run_batch(deck, command).format())
         return 0
     summary = run_one(deck, command)
     print(summary.format())

@@ -161,11 +161,11 @@ def _sample(atoms: Atoms, time_ps: float, temperature: float, npt: bool) -> dict
     return sample
 
 
-def _caption(deck: Deck, command: str | None) -> str:
-    """What produced a figure: the command (or the Python API) and the potential."""
+def figure_caption(deck: Deck, command: str | None, api: str = "run_md/run_relax") -> str:
+    """What produced a figure: the command (or the Python API function) and the potential."""
     spec = deck.potential
     model = spec.model or f"untrained {spec.name} {spec.preset}"
-    return f"{command or 'mlff Python API (run_md/run_relax)'} · potential {model}"
+    return f"{command or f'mlff Python API ({api})'} · potential {model}"
 
 
 def run_md(deck: Deck, command: str | None = None) -> RunSummary:
@@ -218,7 +218,7 @@ def run_md(deck: Deck, command: str | None = None) -> RunSummary:
         drift = float(slope * 1000)
     if out.plot:
         plot_md(series, out.plot, n, md.ensemble, initial if md.ensemble == "nve" else md.temperature, drift,
-                _caption(deck, command), pressure=md.pressure if npt else None)
+                figure_caption(deck, command), pressure=md.pressure if npt else None)
     return RunSummary("md", max(step, 0), seconds, writer.frames, stopped, drift, series=series)
 
 
@@ -258,6 +258,6 @@ def run_relax(deck: Deck, command: str | None = None) -> RunSummary:
             if last_good is not None:
                 writer.write(last_good)
     if out.plot:
-        plot_relax(series, out.plot, relax.fmax, _caption(deck, command))
+        plot_relax(series, out.plot, relax.fmax, figure_caption(deck, command))
     return RunSummary("relax", optimizer.nsteps, time.perf_counter() - start, writer.frames, stopped,
                       converged=converged, series=series)

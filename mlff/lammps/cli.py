@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from mlff.cli import Command
 
@@ -16,6 +17,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=["float32", "float64"], help="default: as stored (float32)")
     parser.add_argument("--energy-every", type=int, default=10, help="steps between recorded total energies")
     parser.add_argument("--log", default="log.lammps")
+    parser.add_argument("--plot", help="MD figure (default: the deck's name with .png; 'none' for no figure)")
 
 
 def _run(args) -> int:
@@ -32,6 +34,9 @@ def _run(args) -> int:
             print(f"total energy: drift {s['nve_drift_mev_atom_ps']:+.5f} meV/atom/ps, peak-to-peak "
                   f"{s['etotal_ptp_mev_atom']:.4f} meV/atom ({run.energy_file})")
         print(json.dumps(summary))
+    plot = args.plot or f"{Path(args.deck).stem}.png"
+    if plot != "none" and run.plot(plot, f"mlff lammps {args.deck} · potential {args.model} · {summary['ranks']} rank(s)"):
+        print(f"figure: {plot}")
     run.lmp.close()
     return 0
 

@@ -12,7 +12,8 @@ same way, and the energy and virial are summed over ranks. The ghost shell needs
 The deck is checked before LAMMPS starts; a broken deck is a one-line error.
 
 After the run, rank 0 prints the NVE drift of the total energy it recorded (``fix print`` every
-``energy_every`` steps) and the time per step spent in the model and in the exchange.
+``energy_every`` steps) and the time per step spent in the model and in the exchange, and draws the
+same MD figure as ``mlff md``.
 """
 
 from __future__ import annotations
@@ -35,13 +36,32 @@ from mlff.models.energy_model import EnergyModel
 from mlff.models.local import edge_forces, edge_virial, local_forward
 
 
+THERMOSTATS = ("nvt", "npt", "nph", "langevin", "temp/berendsen", "temp/rescale", "temp/csvr", "temp/csld")
+
+
 @dataclass
 class Deck:
-    """What the runner needs from a LAMMPS input: the text split at the external fix, and its id."""
+    """What the runner needs from a LAMMPS input: the text split at the external fix, its id, and the
+    ensemble ("nve", a thermostat's fix style, or None without an integrator) with its target temperature."""
 
     head: str
     tail: str
     fix_id: str
+    ensemble: str | None = None
+    target_temperature: float | None = None
+
+
+def _ensemble(words: list[list[str]]) -> tuple[str | None, float | None]:
+    """The deck's ensemble from its fixes; a thermostat's final target temperature (Tstop)."""
+    fixes = [w for w in words if len(w) >= 4 and w[0] == "fix"]
+    for w in fixes:
+        if w[3] in THERMOSTATS:
+            target = w[w.index("temp") + 2] if "temp" in w else (w[5] if len(w) > 5 else None)
+            try:
+                return w[3], float(target)
+            except (TypeError, ValueError):  # a variable (v_name): no fixed target
+                return w[3], None
+    return ("nve", None) if any(w[3] == "nve" for w in fixes) else (None, None)
 
 
 def read_deck(path: Path, cutoff: float) -> Deck:
@@ -73,7 +93,7 @@ def read_deck(path: Path, cutoff: float) -> Deck:
     fix = words[fixes[0]]
     if fix[2] != "all" or fix[4:7] != ["pf/callback", "1", "1"]:
         raise ConfigError(f"{path}: `{' '.join(fix)}`: use `fix {fix[1]} all external pf/callback 1 1`")
-    return Deck("\n".join(lines[: fixes[0] + 1]), "\n".join(lines[fixes[0] + 1:]), fix[1])
+    return Deck("\n".join(lines[: fixes[0] + 1]), "\n".join(lines[fixes[0] + 1:]), fix[1], *_ensemble(words))
 
 
 class FixExternalModel:
@@ -126,31 +146,61 @@ class FixExternalModel:
 
 @dataclass
 class Run:
-    """A finished run: the LAMMPS instance (still open), the callback and the recorded energies."""
+    """A finished run: the LAMMPS instance (still open), the callback, the deck and the recorded
+    energies (``step etotal pe ke temp`` every ``energy_every`` steps)."""
 
     lmp: object
     bridge: FixExternalModel
+    deck: Deck
     energy_file: Path
 
-    def summary(self) -> dict:
+    def series(self) -> dict | None:
+        """The recorded energies as :func:`mlff.dynamics.plot.plot_md` takes them (None before 3 records)."""
+        if not self.energy_file.is_file():
+            return None
+        data = np.loadtxt(self.energy_file, ndmin=2)
+        if len(data) < 3:
+            return None
+        return {"time_ps": data[:, 0] * float(self.lmp.extract_global("dt")), "total": data[:, 1],
+                "potential": data[:, 2], "kinetic": data[:, 3], "temperature": data[:, 4]}
+
+    def plot(self, path: str | Path, caption: str) -> bool:
+        """The MD figure of the run (rank 0 draws it); False when there was no dynamics to draw."""
+        series = self.series() if self.bridge.comm.Get_rank() == 0 else None
+        if series is None or self.deck.ensemble is None:
+            return False
+        from mlff.dynamics.plot import plot_md
+
+        nve = self.deck.ensemble == "nve"
+        summary = self.summary(collective=False)
+        target = series["temperature"][0] if nve else self.deck.target_temperature
+        plot_md(series, str(path), summary["atoms"], self.deck.ensemble, float("nan") if target is None else target,
+                summary.get("nve_drift_mev_atom_ps"), caption)
+        return True
+
+    def summary(self, collective: bool = True) -> dict:
         """Atoms, ranks, steps, time per force call (model and exchange, slowest rank), peak memory per
-        rank and, for a run with an integrator, the NVE drift of the total energy in meV/atom/ps."""
+        rank and, for an NVE run, the drift of the total energy in meV/atom/ps (``collective=False``:
+        this rank's timings, no MPI calls)."""
         comm, lmp, bridge = self.bridge.comm, self.lmp, self.bridge
         import resource
 
-        rss = comm.allgather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        calls = max(bridge.calls, 1)
+        if collective:
+            rss = comm.allgather(rss)
+            seconds = comm.allreduce(bridge.seconds, op=_max()), comm.allreduce(bridge.exchange_seconds, op=_max())
+        else:
+            rss, seconds = [rss], (bridge.seconds, bridge.exchange_seconds)
         out = {"atoms": int(lmp.get_natoms()), "ranks": comm.Get_size(), "force_calls": bridge.calls,
-               "seconds_per_call": comm.allreduce(bridge.seconds, op=_max()) / max(bridge.calls, 1),
-               "exchange_seconds_per_call": comm.allreduce(bridge.exchange_seconds, op=_max()) / max(bridge.calls, 1),
+               "seconds_per_call": seconds[0] / calls, "exchange_seconds_per_call": seconds[1] / calls,
                "peak_rss_mib_per_rank": rss}
-        if comm.Get_rank() == 0 and self.energy_file.is_file():
-            data = np.loadtxt(self.energy_file, ndmin=2)
-            if len(data) >= 3:
-                time_ps = data[:, 0] * float(lmp.extract_global("dt"))
-                slope = np.polyfit(time_ps, data[:, 1], 1)[0]
-                out["nve_drift_mev_atom_ps"] = 1000 * slope / out["atoms"]
-                out["etotal_ptp_mev_atom"] = 1000 * float(np.ptp(data[:, 1])) / out["atoms"]
-        return comm.bcast(out)
+        series = self.series() if comm.Get_rank() == 0 else None
+        if series is not None and self.deck.ensemble == "nve":
+            slope = np.polyfit(series["time_ps"], series["total"], 1)[0]
+            out["nve_drift_mev_atom_ps"] = 1000 * slope / out["atoms"]
+            out["etotal_ptp_mev_atom"] = 1000 * float(np.ptp(series["total"])) / out["atoms"]
+        return comm.bcast(out) if collective else out
 
 
 def _max():
@@ -184,7 +234,8 @@ def run_deck(path: str | Path, model, elements: list[str], dtype: str | None = N
     lmp.set_fix_external_callback(deck.fix_id, bridge, lmp)
     energy_file = Path(f"{path.stem}.energy.dat")
     lmp.commands_string(f"fix_modify {deck.fix_id} energy yes virial yes\n"
-                        f"fix mlff_energy all print {energy_every} \"$(step) $(etotal:%.12f)\" "
-                        f"file {energy_file} screen no title \"# step etotal (eV)\"")
+                        f"fix mlff_energy all print {energy_every} "
+                        f"\"$(step) $(etotal:%.12f) $(pe:%.12f) $(ke:%.12f) $(temp:%.6f)\" "
+                        f"file {energy_file} screen no title \"# step etotal pe ke (eV) temp (K)\"")
     lmp.commands_string(deck.tail)
-    return Run(lmp, bridge, energy_file)
+    return Run(lmp, bridge, deck, energy_file)

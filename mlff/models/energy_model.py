@@ -123,6 +123,11 @@ class EnergyModel(nn.Module):
         edges = torch.zeros(2, 0, dtype=torch.long, device=device)
         return self.network(species, vectors, edges)
 
+    def atom_energies(self, eps: torch.Tensor, species: torch.Tensor, differentiable: bool = False) -> torch.Tensor:
+        """The network's per-atom outputs as energies without E0: ``scale * (eps - eps_iso[species])``."""
+        eps = eps - self.isolated_energies(eps.dtype, eps.device, differentiable=differentiable)[species]
+        return self.scale.to(eps.dtype) * eps
+
     def forward(
         self,
         graph: AtomicGraph,
@@ -154,8 +159,7 @@ class EnergyModel(nn.Module):
             vectors = graph.edge_vectors(positions, cell)
             network = self._compiled if self._compiled is not None and not create_graph else self.network
             eps = network(species, vectors, graph.edge_index)
-            eps = eps - self.isolated_energies(eps.dtype, eps.device, differentiable=create_graph)[species]
-            atom_energy = self.scale.to(eps.dtype) * eps
+            atom_energy = self.atom_energies(eps, species, differentiable=create_graph)
             energy = segment_sum(atom_energy, graph.batch, graph.num_graphs)
             out = {}
             if inputs:

@@ -78,6 +78,8 @@ def main():
     tags, forces = np.concatenate(comm.allgather(tags)), np.concatenate(comm.allgather(forces))
     thermo = {k: lmp.get_thermo(k) for k in ("pe", "pxx", "pyy", "pzz", "pxy", "pxz", "pyz")}
     summary = run.summary()
+    if args.nve:
+        run.plot(work / f"{Path(args.out).stem}.png", "mpi_run.py")
     if comm.Get_rank() == 0:
         order = np.argsort(tags)
         totals = np.loadtxt(run.energy_file, ndmin=2)[:, 1].tolist() if args.nve else []

@@ -18,6 +18,7 @@ from mlff.calculator import MLFFCalculator
 from mlff.errors import ConfigError
 from mlff.lammps.runner import read_deck
 from mlff.models.checkpoint import save_checkpoint
+from mlff.plotting import read_data
 from tests.lammps.conftest import ELEMENTS, STRUCTURES
 
 HELPER = Path(__file__).with_name("mpi_run.py")
@@ -73,6 +74,13 @@ def test_nve_is_the_same_on_one_and_two_ranks(checkpoint, tmp_path):
     assert len(one["totals"]) == len(two["totals"]) == 21
     np.testing.assert_allclose(two["totals"], one["totals"], rtol=0, atol=1e-6)
     assert np.ptp(one["totals"]) > 0  # the atoms moved: the energies are not a constant by construction
+    # the run's figure: E_tot - E_tot(0) per atom from the recorded energies, with the summary's drift
+    data = read_data(tmp_path / "slab_2.png")
+    n = len(STRUCTURES["slab"]())
+    np.testing.assert_allclose(data["total_minus_initial_mev_atom"],
+                               1000 * (np.asarray(two["totals"]) - two["totals"][0]) / n, rtol=0, atol=1e-9)
+    assert data["drift_mev_atom_ps"] == two["summary"]["nve_drift_mev_atom_ps"]
+    assert data["target_temperature_K"] == pytest.approx(600, rel=1e-6)  # NVE: the initial temperature
 
 
 def test_skipping_the_exchange_before_the_first_block_fails(model, checkpoint, tmp_path):
@@ -126,3 +134,16 @@ def test_shipped_decks_pass_the_checks_for_a_shipped_potential(deck):
 
     model = load("co-cu111-emt", device="cpu")
     assert read_deck(deck, model.cutoff).fix_id == "mlff"
+    assert read_deck(deck, model.cutoff).ensemble == "nve"
+
+
+@pytest.mark.parametrize("dynamics, ensemble, target", [
+    ("fix nve all nve", "nve", None),
+    ("fix nve all nve\nfix heat all langevin 300 450 0.1 4711", "langevin", 450.0),
+    ("fix md all nvt temp 300 350 0.1", "nvt", 350.0),
+    ("fix md all npt temp 300 300 0.1 iso 1 1 1", "npt", 300.0),
+    ("", None, None),
+])
+def test_the_deck_names_its_ensemble_for_the_figure(tmp_path, dynamics, ensemble, target):
+    parsed = read_deck(deck(tmp_path, fix=f"fix mlff all external pf/callback 1 1\n{dynamics}"), cutoff=4.0)
+    assert (parsed.ensemble, parsed.target_temperature) == (ensemble, target)
