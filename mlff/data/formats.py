@@ -1,4 +1,5 @@
-"""Read and write labelled structures: extxyz/xyz, ASE ``.traj``, ASE ``.db`` and MD17-style ``.npz``.
+"""Read and write labelled structures: extxyz/xyz, ASE ``.traj``, ASE ``.db``, MD17-style ``.npz``,
+fairchem's ``.aselmdb`` and (read only) OC20's ``.lmdb`` of torch-geometric objects (:mod:`mlff.data.lmdb`).
 
 Every structure returned by :func:`read_structures` carries its labels where
 :mod:`mlff.data.labels` keeps them (a SinglePointCalculator with ``energy``/``forces``/``stress``),
@@ -21,6 +22,7 @@ from ase.io.formats import string2index
 from ase.io.trajectory import Trajectory
 
 from mlff.data.labels import LABELS, LabelKeys, full_stress, get_labels, set_labels, voigt_stress
+from mlff.data.lmdb import PYG_KEYS, AseLmdbSource, PygLmdbSource
 from mlff.data.validation import validate_atoms
 from mlff.errors import ConfigError, DataError
 from mlff.fileio import atomic_path, atomic_write
@@ -46,19 +48,25 @@ def read_structures(
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise DataError(f"{path}: unknown extension {path.suffix!r}; supported: {', '.join(_READERS)}")
-    if path.suffix.lower() == ".npz" and keys == LabelKeys():
-        keys = NPZ_KEYS
+    keys = default_keys(path, keys)
     structures = []
     try:
         for k, atoms in reader(path, keys, index):
             where = f"frame {k} of {path}"
-            _canonical_labels(atoms, keys, require, where)
+            canonical_labels(atoms, keys, require, where)
             if validate:
                 validate_atoms(atoms, where=where)
             structures.append(atoms)
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not a text file: {err}") from None
     return structures
+
+
+def default_keys(path: Path, keys: LabelKeys) -> LabelKeys:
+    """The label keys of formats with their own names (MD17 ``.npz``, OC20 ``.lmdb``) when none are given."""
+    if keys != LabelKeys():
+        return keys
+    return {".npz": NPZ_KEYS, ".lmdb": PYG_KEYS}.get(Path(path).suffix.lower(), keys)
 
 
 def write_structures(path, structures: Sequence[Atoms]) -> None:
@@ -76,7 +84,7 @@ def write_structures(path, structures: Sequence[Atoms]) -> None:
 
 
 # ---------------------------------------------------------------------------------------- labels
-def _canonical_labels(atoms: Atoms, keys: LabelKeys, require, where: str) -> None:
+def canonical_labels(atoms: Atoms, keys: LabelKeys, require, where: str) -> None:
     """Move the labels found under ``keys`` into a SinglePointCalculator, checking their shapes."""
     results = dict(getattr(atoms.calc, "results", None) or {})
     sources = (atoms.info, atoms.arrays, results)
@@ -253,11 +261,31 @@ def _read_db(path: Path, keys: LabelKeys, index) -> Iterator[tuple[int, Atoms]]:
         yield k, atoms
 
 
-def _write_db(path: Path, structures: list[Atoms]) -> None:
+def _write_db(path: Path, structures: list[Atoms], kind: str = "db") -> None:
     """One row per structure; ``info`` goes to the row's ``data`` (no restrictions on keys/values)."""
-    with atomic_path(path) as tmp, ase.db.connect(str(tmp), type="db", append=False) as db:
-        for atoms in structures:
-            db.write(atoms, data=_plain(atoms.info))
+    with atomic_path(path) as tmp:
+        try:
+            with ase.db.connect(str(tmp), type=kind, append=False, use_lock_file=False) as db:
+                for atoms in structures:
+                    db.write(atoms, data=_plain(atoms.info))
+        finally:
+            Path(f"{tmp}-lock").unlink(missing_ok=True)  # LMDB's lock file, named after the temporary file
+
+
+def _read_lmdb(source):
+    def read(path: Path, keys: LabelKeys, index) -> Iterator[tuple[int, Atoms]]:
+        frames = source(path)
+        try:
+            for k in _frames(index, len(frames), path):
+                yield k, frames.read(k)
+        finally:
+            frames.close()
+    return read
+
+
+def _write_aselmdb(path: Path, structures: list[Atoms]) -> None:
+    AseLmdbSource.require()
+    _write_db(path, structures, kind="aselmdb")
 
 
 def _plain(value):
@@ -317,6 +345,7 @@ def _write_npz(path: Path, structures: list[Atoms]) -> None:
         np.savez(fh, **out)
 
 
-_READERS = {".extxyz": _read_xyz, ".xyz": _read_xyz, ".traj": _read_traj, ".db": _read_db, ".npz": _read_npz}
+_READERS = {".extxyz": _read_xyz, ".xyz": _read_xyz, ".traj": _read_traj, ".db": _read_db, ".npz": _read_npz,
+            ".aselmdb": _read_lmdb(AseLmdbSource), ".lmdb": _read_lmdb(PygLmdbSource)}
 _WRITERS = {".extxyz": _write_xyz, ".xyz": _write_xyz, ".traj": _write_traj, ".db": _write_db,
-            ".npz": _write_npz}
+            ".npz": _write_npz, ".aselmdb": _write_aselmdb}
