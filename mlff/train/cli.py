@@ -26,6 +26,8 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--energy-key", default="energy")
     parser.add_argument("--forces-key", default="forces")
     parser.add_argument("--parity", help="prefix for parity PNGs (e.g. out/parity)")
+    parser.add_argument("--oc20", action="store_true",
+                        help="also OC20's S2EF metrics: energy MAE (eV), force MAE and cosine over free atoms, EFwT")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
 
@@ -37,7 +39,7 @@ def _eval(args) -> int:
     from mlff.data.formats import read_structures
     from mlff.data.labels import LabelKeys
     from mlff.data.validation import check_species
-    from mlff.train.evaluation import evaluate, format_metrics
+    from mlff.train.evaluation import evaluate, evaluate_s2ef, format_metrics, format_s2ef
     from mlff.train.plots import parity_plots
 
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
@@ -49,6 +51,8 @@ def _eval(args) -> int:
         for k, atoms in enumerate(structures):  # before any graph is built
             check_species(atoms.numbers, model.species, f"frame {k} of {path}: ")
         print(f"{path} ({len(structures)} structures): {format_metrics(evaluate(model, structures, 16, device, dtype))}")
+        if args.oc20:
+            print(f"  {format_s2ef(evaluate_s2ef(model, structures, 16, device, dtype))}")
         if args.parity:
             parity_plots(model, structures, args.parity, device, dtype, split=str(path),
                          caption=f"mlff eval {args.model} {path}")

@@ -11,6 +11,7 @@ from mlff.data.graph import AtomicGraph
 from mlff.models.energy_model import EnergyModel
 from mlff.train.config import LossConfig
 from mlff.train.loss import Metrics
+from mlff.train.oc20_metrics import S2EFMetrics
 
 
 def iter_batches(structures: Sequence[Atoms], cutoff: float, batch_size: int, device, dtype) -> Iterator[AtomicGraph]:
@@ -38,6 +39,19 @@ def evaluate(model: EnergyModel, structures: Sequence[Atoms], batch_size: int, d
     for graph, out in iter_predictions(model, structures, batch_size, device, dtype):
         metrics.update(out, graph)
     return metrics.result()
+
+
+def evaluate_s2ef(model: EnergyModel, structures: Sequence[Atoms], batch_size: int, device, dtype) -> dict[str, float]:
+    """OC20's S2EF metrics of ``model`` (:mod:`mlff.train.oc20_metrics`): fixed atoms left out of the forces."""
+    metrics = S2EFMetrics()
+    for graph, out in iter_predictions(model, structures, batch_size, device, dtype):
+        metrics.update(out, graph)
+    return metrics.result()
+
+
+def format_s2ef(m: dict) -> str:
+    return (f"S2EF: energy MAE {m['energy_mae']:.4f} eV, force MAE {m['force_mae']:.4f} eV/Å and cosine "
+            f"{m['force_cos']:.4f} over {m['free_atoms']} free atoms, EFwT {100 * m['efwt']:.1f} %")
 
 
 def format_metrics(m: dict) -> str:
