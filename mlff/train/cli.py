@@ -28,6 +28,13 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parity", help="prefix for parity PNGs (e.g. out/parity)")
     parser.add_argument("--oc20", action="store_true",
                         help="also OC20's S2EF metrics: energy MAE (eV), force MAE and cosine over free atoms, EFwT")
+    relax = parser.add_argument_group("IS2RS/IS2RE: relax each 'initial' frame, compare with its 'relaxed' "
+                                      "(files from mlff data generate relaxations)")
+    relax.add_argument("--relax", action="store_true", help="relax the initial structures and score them")
+    relax.add_argument("--fmax", type=float, default=0.05, help="eV/Å (default: 0.05)")
+    relax.add_argument("--relax-steps", type=int, default=300, help="FIRE steps at most (default: 300)")
+    relax.add_argument("--one-at-a-time", action="store_true",
+                       help="relax with ASE's FIRE one structure at a time instead of all in one batch")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
 
@@ -53,6 +60,15 @@ def _eval(args) -> int:
         print(f"{path} ({len(structures)} structures): {format_metrics(evaluate(model, structures, 16, device, dtype))}")
         if args.oc20:
             print(f"  {format_s2ef(evaluate_s2ef(model, structures, 16, device, dtype))}")
+        if args.relax:
+            from mlff.calculator import MLFFCalculator
+            from mlff.data.generate.relaxations import relaxation_pairs
+            from mlff.train.relaxation_eval import evaluate_relaxations, format_relaxations
+
+            pairs = relaxation_pairs(structures, where=str(path))
+            metrics = evaluate_relaxations(MLFFCalculator(model), pairs, args.fmax, args.relax_steps,
+                                           batched=not args.one_at_a_time)
+            print(f"  {format_relaxations(metrics, 'one at a time' if args.one_at_a_time else 'batched')}")
         if args.parity:
             parity_plots(model, structures, args.parity, device, dtype, split=str(path),
                          caption=f"mlff eval {args.model} {path}")

@@ -1,4 +1,4 @@
-"""``mlff data generate md17 | oc20 | bulk``: reference data written to extxyz, with a progress bar."""
+"""``mlff data generate md17 | oc20 | relaxations | bulk``: reference data written to extxyz, with a progress bar."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from mlff.data.generate.common import check_count, write_frames
 from mlff.data.generate.md17 import iter_md17
 from mlff.data.generate.molecules import MOLECULES
 from mlff.data.generate.oc20 import ADSORBATES, FACETS, METALS, OPTIMIZERS, iter_oc20
+from mlff.data.generate.relaxations import iter_relaxations
 from mlff.errors import ConfigError
 
 
@@ -70,6 +71,28 @@ def _bulk_arguments(parser: argparse.ArgumentParser) -> None:
     _common_options(parser, timestep=1.0, equilibration=200)
 
 
+def _relaxations_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metals", nargs="+", default=["Cu"], help=f"of {', '.join(METALS)} (default: Cu)")
+    parser.add_argument("--adsorbates", nargs="+", default=["CO"], help=f"of {', '.join(ADSORBATES)} (default: CO)")
+    parser.add_argument("--per-system", type=int, default=2, help="relaxations per metal and adsorbate (default: 2)")
+    parser.add_argument("--facet", default="111", help=f"{' or '.join(FACETS)} (default: 111)")
+    parser.add_argument("--rattle", type=float, default=0.1, help="Gaussian rattle of free atoms, Å (default: 0.1)")
+    parser.add_argument("--lift", type=float, default=0.5, help="adsorbate lifted by up to this, Å (default: 0.5)")
+    parser.add_argument("--optimizer", default="LBFGS", choices=tuple(OPTIMIZERS), help="(default: LBFGS)")
+    parser.add_argument("--fmax", type=float, default=0.02, help="reference convergence, eV/Å (default: 0.02)")
+    parser.add_argument("--max-steps", type=int, default=500, help="per relaxation (default: 500)")
+    parser.add_argument("-o", "--output", required=True, help="extxyz file to write (atomically)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
+    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+
+
+def _run_relaxations(args: argparse.Namespace) -> int:
+    frames = iter_relaxations(args.metals, args.adsorbates, args.per_system, facet=args.facet, rattle=args.rattle,
+                              lift=args.lift, optimizer=args.optimizer, fmax=args.fmax, max_steps=args.max_steps,
+                              seed=args.seed, progress=not args.no_progress)
+    return _write(frames, args.output)
+
+
 def _md_settings(args: argparse.Namespace) -> dict:
     return dict(temperature=args.temperature, timestep=args.timestep, interval=args.interval,
                 equilibration=args.equilibration, friction=args.friction, seed=args.seed,
@@ -114,6 +137,8 @@ COMMANDS = [
             _md17_arguments, _run_md17),
     Command(("data", "generate", "oc20"), "OC20-style: adsorbate on an fcc slab under EMT, MD + relaxations",
             _oc20_arguments, _run_oc20),
+    Command(("data", "generate", "relaxations"), "IS2RS/IS2RE references: adsorbates on fcc slabs relaxed under EMT "
+            "(initial and relaxed frames)", _relaxations_arguments, _run_relaxations),
     Command(("data", "generate", "bulk"), "bulk fcc metal under EMT: Langevin MD in randomly strained cells",
             _bulk_arguments, _run_bulk),
 ]
