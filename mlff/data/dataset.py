@@ -98,14 +98,19 @@ class GraphDataset(Dataset):
 
     Use ``DataLoader(dataset, batch_size=..., collate_fn=GraphDataset.collate)``. Each DataLoader
     worker process keeps its own cache. ``dtype`` defaults to torch's default dtype at construction.
+    ``structures`` may be any sequence, e.g. a :class:`mlff.data.lazy.LazyStructures` that reads
+    frames on demand; with ``cache=False`` graphs are built at each access and never kept, so the
+    memory does not grow with the dataset.
     """
 
-    def __init__(self, structures: Sequence[Atoms], cutoff: float, dtype: torch.dtype | None = None):
+    def __init__(self, structures: Sequence[Atoms], cutoff: float, dtype: torch.dtype | None = None,
+                 cache: bool = True):
         if cutoff <= 0:
             raise ConfigError(f"cutoff must be positive, got {cutoff}")
-        self.structures = list(structures)
+        self.structures = structures if isinstance(structures, Sequence) else list(structures)
         self.cutoff = float(cutoff)
         self.dtype = dtype or torch.get_default_dtype()
+        self.cache = cache
         self._cache: dict[int, AtomicGraph] = {}
 
     def __len__(self) -> int:
@@ -113,11 +118,14 @@ class GraphDataset(Dataset):
 
     def __getitem__(self, index: int) -> AtomicGraph:
         index = range(len(self))[index]  # negative indices; IndexError when out of range
-        if index not in self._cache:
-            atoms = self.structures[index]
-            validate_atoms(atoms, where=f"structure {index} of the dataset")
-            self._cache[index] = AtomicGraph.from_atoms(atoms, self.cutoff, dtype=self.dtype, validate=False)
-        return self._cache[index]
+        if index in self._cache:
+            return self._cache[index]
+        atoms = self.structures[index]
+        validate_atoms(atoms, where=f"structure {index} of the dataset")
+        graph = AtomicGraph.from_atoms(atoms, self.cutoff, dtype=self.dtype, validate=False)
+        if self.cache:
+            self._cache[index] = graph
+        return graph
 
     @staticmethod
     def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
@@ -127,6 +135,6 @@ class GraphDataset(Dataset):
     def subset(self, indices: Sequence[int]) -> "GraphDataset":
         """A dataset of the structures at ``indices`` (in that order), sharing already-built graphs."""
         indices = [range(len(self))[int(i)] for i in indices]
-        sub = GraphDataset([self.structures[i] for i in indices], self.cutoff, self.dtype)
+        sub = GraphDataset([self.structures[i] for i in indices], self.cutoff, self.dtype, self.cache)
         sub._cache = {new: self._cache[old] for new, old in enumerate(indices) if old in self._cache}
         return sub

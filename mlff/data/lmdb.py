@@ -17,6 +17,7 @@ validated structures. Every failure is a :class:`~mlff.errors.DataError` naming 
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -31,6 +32,19 @@ PYG_KEYS = LabelKeys(energy="y", forces="force", stress="stress")  # OC20 S2EF n
 PYG_REQUIRED = ("pos", "atomic_numbers")  # without these a Data object is not a structure
 _PYG_SPECIAL = ("pos", "atomic_numbers", "cell", "pbc", "tags", "fixed", "natoms")
 _PYG_GRAPH = ("edge_index", "cell_offsets", "distances", "offsets", "neighbors")  # the file's own graph: not read
+
+
+_OPEN: dict[tuple, object] = {}
+
+
+def _shared(path: Path, opener):
+    """One open handle per file and process: LMDB refuses to open an environment twice in a process.
+    The key includes the file's identity, so a file replaced on disk is opened afresh."""
+    st = path.stat()
+    key = (os.getpid(), opener.__name__, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    if key not in _OPEN:
+        _OPEN[key] = opener(path)
+    return _OPEN[key]
 
 
 def _lmdb():
@@ -52,8 +66,11 @@ class AseLmdbSource:
         lmdb = _lmdb()
         from ase.db import connect
 
+        def aselmdb(path):
+            return connect(str(path), type="aselmdb", readonly=True, use_lock_file=False)
+
         try:
-            self.db = connect(str(self.path), type="aselmdb", readonly=True, use_lock_file=False)
+            self.db = _shared(self.path, aselmdb)
             self.ids = list(self.db.ids)
         except (lmdb.Error, OSError, ValueError, KeyError) as err:
             raise DataError(f"{self.path} is not a readable ASE LMDB database: {err}") from None
@@ -81,7 +98,7 @@ class AseLmdbSource:
         return atoms
 
     def close(self) -> None:
-        self.db.close()
+        """Nothing to do: the handle is shared by every reader of the file in this process."""
 
 
 class PygLmdbSource:
@@ -92,9 +109,12 @@ class PygLmdbSource:
         if not self.path.is_file():
             raise DataError(f"{self.path}: no such file (OC20 LMDBs are single files, subdir=False)")
         lmdb = _lmdb()
+        def environment(path):
+            return lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False, meminit=False,
+                             max_readers=64)
+
         try:
-            self.env = lmdb.open(str(self.path), subdir=False, readonly=True, lock=False, readahead=False,
-                                 meminit=False, max_readers=64)
+            self.env = _shared(self.path, environment)
             with self.env.begin() as txn:
                 length = txn.get(b"length")
                 if length is not None:
@@ -123,7 +143,7 @@ class PygLmdbSource:
         return pyg_atoms(fields, where)
 
     def close(self) -> None:
-        self.env.close()
+        """Nothing to do: the handle is shared by every reader of the file in this process."""
 
 
 def _frame_number(key: bytes):

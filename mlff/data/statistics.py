@@ -25,22 +25,28 @@ def fit_e0(structures: Iterable[Atoms], species: Sequence[int] | None = None) ->
     (e.g. always 1:1) the minimum-norm solution is returned and a warning logged that names the
     elements whose E0s are not separately determined.
     """
-    labelled = [(a.numbers, labels["energy"]) for a in structures if "energy" in (labels := get_labels(a))]
-    if not labelled:
+    rows = [(_composition(a.numbers), labels["energy"]) for a in structures if "energy" in (labels := get_labels(a))]
+    if not rows:
         raise DataError("no structure has an energy label; cannot fit per-element energies (E0)")
-    present = sorted({int(z) for numbers, _ in labelled for z in numbers})
+    return _fit_e0(np.array([c for c, _ in rows]), np.array([e for _, e in rows], dtype=np.float64), species)
+
+
+def _composition(numbers) -> np.ndarray:
+    """Atom counts per atomic number 0..118."""
+    return np.bincount(np.asarray(numbers, dtype=int), minlength=len(chemical_symbols))
+
+
+def _fit_e0(counts: np.ndarray, energies: np.ndarray, species: Sequence[int] | None) -> dict[int, float]:
+    """:func:`fit_e0` from the compositions ``counts`` [structures, 119] and their energies."""
+    present = [int(z) for z in np.flatnonzero(counts.sum(0))]
     species = present if species is None else sorted({int(z) for z in species})
     missing = sorted(set(present) - set(species))
     if missing:
         raise DataError(f"structures contain {_symbols(missing)}, not among species {_symbols(species)}")
-    column = {z: k for k, z in enumerate(species)}
-    counts = np.zeros((len(labelled), len(species)))
-    for row, (numbers, _) in enumerate(labelled):
-        counts[row] = np.bincount([column[int(z)] for z in numbers], minlength=len(species))
-    energies = np.array([energy for _, energy in labelled], dtype=np.float64)
-    e0, _, rank, _ = np.linalg.lstsq(counts, energies, rcond=None)
+    columns = counts[:, species].astype(np.float64)
+    e0, _, rank, _ = np.linalg.lstsq(columns, energies, rcond=None)
     if rank < len(species):
-        null_space = np.linalg.svd(counts)[2][rank:]  # E0 changes that leave every fitted energy alone
+        null_space = np.linalg.svd(columns)[2][rank:]  # E0 changes that leave every fitted energy alone
         free = [z for z, weights in zip(species, null_space.T) if np.abs(weights).max() > 1e-8]
         logger.warning(
             "the compositions of the structures determine only %d of %d E0s: those of %s are not separately "
@@ -98,35 +104,47 @@ class DatasetStatistics:
 
 
 def compute_statistics(
-    structures: Sequence[Atoms], cutoff: float, e0: dict[int, float] | None = None
+    structures: Iterable[Atoms], cutoff: float, e0: dict[int, float] | None = None,
+    species: Sequence[int] | None = None,
 ) -> DatasetStatistics:
-    """Statistics of ``structures``; ``e0`` is fitted with :func:`fit_e0` unless given."""
-    structures = list(structures)
-    if not structures:
+    """Statistics of ``structures`` in one pass over them (each is read once, none is kept, so a lazy
+    dataset larger than memory works); ``e0`` is fitted as :func:`fit_e0` does (over ``species``) unless given."""
+    counts, energies, labelled = [], [], []  # per structure: composition, energy (if any)
+    force_sq, force_n, edges = 0.0, 0, 0
+    for atoms in structures:
+        found = get_labels(atoms)
+        counts.append(_composition(atoms.numbers))
+        labelled.append("energy" in found)
+        energies.append(found.get("energy", np.nan))
+        if "forces" in found:
+            force_sq += float(np.sum(np.square(found["forces"])))
+            force_n += found["forces"].size
+        edges += len(neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff).receivers)
+    if not counts:
         raise DataError("cannot compute statistics of an empty dataset")
-    labels = [get_labels(a) for a in structures]
-    with_energy = [(a, found["energy"]) for a, found in zip(structures, labels) if "energy" in found]
+    counts, energies, labelled = np.array(counts), np.array(energies, dtype=np.float64), np.array(labelled)
+    with_energy = bool(labelled.any())
     if e0 is None:
-        e0 = fit_e0(structures) if with_energy else {}
-    missing = sorted({int(z) for a, _ in with_energy for z in a.numbers} - set(e0))
+        e0 = _fit_e0(counts[labelled], energies[labelled], species) if with_energy else {}
+    missing = sorted(set(np.flatnonzero(counts[labelled].sum(0)).tolist()) - set(e0))
     if missing:
         raise DataError(f"e0 has no reference energy for {_symbols(missing)}")
-    raw = np.array([energy / len(a) for a, energy in with_energy])
-    shifted = np.array([(energy - sum(e0[int(z)] for z in a.numbers)) / len(a) for a, energy in with_energy])
-    forces = [found["forces"].reshape(-1) for found in labels if "forces" in found]
-    num_atoms = sum(len(a) for a in structures)
-    edges = sum(len(neighbor_list(a.positions, a.cell.array, a.pbc, cutoff).receivers) for a in structures)
+    n_atoms = counts.sum(1)
+    reference = np.zeros(counts.shape[1])
+    reference[list(e0)] = list(e0.values())
+    raw = (energies / n_atoms)[labelled]
+    shifted = ((energies - counts @ reference) / n_atoms)[labelled]
     return DatasetStatistics(
-        species=sorted({int(z) for a in structures for z in a.numbers}),
-        num_structures=len(structures),
-        num_atoms=num_atoms,
+        species=[int(z) for z in np.flatnonzero(counts.sum(0))],
+        num_structures=len(counts),
+        num_atoms=int(n_atoms.sum()),
         cutoff=float(cutoff),
-        avg_num_neighbors=edges / num_atoms,
+        avg_num_neighbors=edges / int(n_atoms.sum()),
         e0={int(z): float(e) for z, e in sorted(e0.items())},
         energy_per_atom_mean=float(shifted.mean()) if with_energy else None,
         energy_per_atom_std=float(shifted.std()) if with_energy else None,
         raw_energy_per_atom_mean=float(raw.mean()) if with_energy else None,
-        force_rms=float(np.sqrt(np.mean(np.concatenate(forces) ** 2))) if forces else None,
+        force_rms=float(np.sqrt(force_sq / force_n)) if force_n else None,
     )
 
 

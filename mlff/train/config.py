@@ -46,6 +46,10 @@ class DataConfig:
     test: list[str] | None = None
     keys: LabelKeys = field(default_factory=LabelKeys)
     split: SplitConfig = field(default_factory=SplitConfig)
+    # read frames on demand instead of all at once (extxyz, .traj, .aselmdb, .lmdb): for data larger
+    # than memory; graphs are then built per use, not cached
+    lazy: bool = False
+    workers: int = 0  # DataLoader processes that read and build the training batches (0: the training process)
 
 
 @dataclass
@@ -131,6 +135,8 @@ class TrainConfig:
         if not self.data.train:
             raise ConfigError("data.train must list at least one file")
         model_config(self.model.name, self.model.preset, where="model.options", **self.model.options)
+        if self.data.workers < 0:
+            raise ConfigError(f"data.workers must be >= 0, got {self.data.workers}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch_size must be >= 1")
         if self.empp is not None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ase import Atoms
@@ -10,7 +11,8 @@ from ase.data import chemical_symbols
 
 from mlff.data.dataset import make_splits, save_splits
 from mlff.data.formats import read_structures
-from mlff.data.statistics import compute_statistics, fit_e0
+from mlff.data.lazy import Concat, LazyStructures, Subset
+from mlff.data.statistics import compute_statistics
 from mlff.errors import ConfigError
 from mlff.models.checkpoint import load_checkpoint
 from mlff.models.energy_model import EnergyModel
@@ -20,22 +22,26 @@ from mlff.train.config import TrainConfig
 
 @dataclass
 class TrainingData:
-    train: list[Atoms]
-    val: list[Atoms]
-    test: list[Atoms]
+    train: Sequence[Atoms]  # lists, or lazy sequences (data.lazy)
+    val: Sequence[Atoms]
+    test: Sequence[Atoms]
     metadata: dict = field(default_factory=dict)
 
 
 def load_training_data(cfg: TrainConfig) -> TrainingData:
     d = cfg.data
     require = () if cfg.empp is not None and cfg.empp.pretrain else ("energy",)  # pre-training needs no labels
-    read = lambda files: [a for f in files for a in read_structures(f, keys=d.keys, require=require)]  # noqa: E731
+    if d.lazy:  # frames stay on disk and are read when used
+        read = lambda files: Concat([LazyStructures(f, keys=d.keys, require=require) for f in files])  # noqa: E731
+    else:
+        read = lambda files: [a for f in files for a in read_structures(f, keys=d.keys, require=require)]  # noqa: E731
     train = read(d.train)
     if d.val is None:
         splits = make_splits(len(train), d.split.val, d.split.test, d.split.seed)
         save_splits(Path(cfg.output) / "splits", splits)
-        val, test = [train[i] for i in splits["val"]], [train[i] for i in splits["test"]]
-        train = [train[i] for i in splits["train"]]
+        val, test, train = (Subset(train, splits[name]) for name in ("val", "test", "train"))
+        if not d.lazy:
+            val, test, train = list(val), list(test), list(train)
     else:
         val, test = read(d.val), read(d.test or [])
     metadata = {"train_files": list(d.train), "val_files": d.val, "test_files": d.test, "split": vars(d.split),
@@ -49,16 +55,17 @@ def build_model(cfg: TrainConfig, data: TrainingData, species: list[int] | None 
     With ``init_from`` the network (architecture and weights) comes from that checkpoint, e.g. an
     EMPP pre-training run, and only E0 and the scale are fitted anew.
     """
-    species = species or sorted({int(z) for a in data.train for z in a.numbers})
     options = dict(cfg.model.options)
-    probe = build_network(cfg.model.name, preset=cfg.model.preset, species=species, **options)
-    if cfg.empp is not None and cfg.empp.pretrain:
-        e0 = {z: 0.0 for z in species}  # labels are not used: the energy head waits for fine-tuning
-    elif isinstance(cfg.e0, dict):
-        e0 = {int(z): float(v) for z, v in cfg.e0.items()}
-    else:
-        e0 = fit_e0(data.train, species)
-    stats = compute_statistics(data.train, cutoff=probe.cutoff, e0=e0)
+    cutoff = build_network(cfg.model.name, preset=cfg.model.preset, species=[1], **options).cutoff
+    pretrain = cfg.empp is not None and cfg.empp.pretrain
+    given = {int(z): float(v) for z, v in cfg.e0.items()} if isinstance(cfg.e0, dict) else None
+    if pretrain:  # labels are not used: the energy head waits for fine-tuning, with E0 = 0
+        given = dict.fromkeys(range(1, len(chemical_symbols)), 0.0)
+    # one pass over the training set: species, E0 (fitted unless given), scales, neighbours per atom
+    stats = compute_statistics(data.train, cutoff=cutoff, e0=given, species=species)
+    species = species or stats.species
+    e0 = {z: stats.e0.get(z, 0.0) for z in species} if given is None else {z: given[z] for z in species if z in given}
+    stats = replace(stats, e0=e0)
     options.setdefault("avg_degree", max(stats.avg_num_neighbors, 1.0))
     network = build_network(cfg.model.name, preset=cfg.model.preset, species=species, **options)
     if cfg.init_from:

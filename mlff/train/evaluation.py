@@ -16,7 +16,7 @@ from mlff.train.oc20_metrics import S2EFMetrics
 
 def iter_batches(structures: Sequence[Atoms], cutoff: float, batch_size: int, device, dtype) -> Iterator[AtomicGraph]:
     """``structures`` as batched graphs on ``device``, in order."""
-    dataset = GraphDataset(structures, cutoff, dtype=dtype)
+    dataset = GraphDataset(structures, cutoff, dtype=dtype, cache=False)  # each graph is used once
     for start in range(0, len(dataset), batch_size):
         yield dataset.collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]).to(device)
 

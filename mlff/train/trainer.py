@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mlff.data.dataset import GraphDataset
@@ -57,7 +58,8 @@ class Trainer:
         self.model = model.to(device=device, dtype=self.dtype)
         self.ema = copy.deepcopy(self.model) if cfg.optim.ema_decay else None
         self.out = Path(cfg.output)
-        self.train_set = GraphDataset(data.train, model.cutoff, dtype=self.dtype)
+        # in memory: graphs are built once and kept; lazily read data: built per use, memory stays bounded
+        self.train_set = GraphDataset(data.train, model.cutoff, dtype=self.dtype, cache=not cfg.data.lazy)
         self.batches_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
         self.total_steps = cfg.epochs * self.batches_per_epoch
         if cfg.max_steps is not None:
@@ -134,8 +136,24 @@ class Trainer:
         return torch.randperm(len(self.train_set), generator=generator).tolist()
 
     def train_step(self, indices: list[int]) -> float:
-        indices = indices[self.rank :: self.world]  # this rank's share of the global batch
-        graph = self.train_set.collate([self.train_set[i] for i in indices]).to(self.device)
+        """One optimisation step on the global batch ``indices`` (this rank takes its share)."""
+        share = indices[self.rank :: self.world]
+        return self.train_on(self.train_set.collate([self.train_set[i] for i in share]))
+
+    def epoch_batches(self, order: list[int]):
+        """This rank's graphs for the batches of the epoch from ``batch_in_epoch`` on, read by
+        ``data.workers`` DataLoader processes (0: in this process)."""
+        size = self.cfg.batch_size
+        shares = [order[b * size : (b + 1) * size][self.rank :: self.world]
+                  for b in range(self.batch_in_epoch, self.batches_per_epoch)]
+        if not self.cfg.data.workers:
+            return (self.train_set.collate([self.train_set[i] for i in share]) for share in shares)
+        return iter(DataLoader(self.train_set, batch_sampler=shares, num_workers=self.cfg.data.workers,
+                               collate_fn=GraphDataset.collate))
+
+    def train_on(self, graph) -> float:
+        """One optimisation step on this rank's ``graph``."""
+        graph = graph.to(self.device)
         self.model.train()
         loss = torch.zeros((), device=self.device, dtype=self.dtype)
         if not self.pretraining:
@@ -175,9 +193,9 @@ class Trainer:
             order = self.epoch_order(self.epoch)
             bar = tqdm(total=self.batches_per_epoch, initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}",
                        disable=not self.cfg.progress or self.rank > 0, file=sys.stderr, leave=False)
+            batches = self.epoch_batches(order)
             while self.batch_in_epoch < self.batches_per_epoch and self.step < self.total_steps:
-                b = self.batch_in_epoch
-                loss = self.train_step(order[b * self.cfg.batch_size : (b + 1) * self.cfg.batch_size])
+                loss = self.train_on(next(batches))
                 self.batch_in_epoch += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4g}")

@@ -22,6 +22,7 @@ torch = pytest.importorskip("torch")
 def slab(seed: int = 0):
     atoms = fcc111("Cu", (2, 2, 3), vacuum=6.0)
     add_adsorbate(atoms, "O", 1.5, "fcc")
+    atoms.info.clear()  # fcc111's adsorbate_info, which extxyz cannot store
     atoms.set_constraint(FixAtoms(mask=atoms.get_tags() == 3))
     rng = np.random.default_rng(seed)
     atoms.positions += 0.05 * rng.standard_normal(atoms.positions.shape)

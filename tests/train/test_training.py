@@ -137,17 +137,17 @@ def test_resume_is_exact(tmp_path, xtb_data, monkeypatch, extra):
     final = torch.load(tmp_path / "a" / "run" / STATE_FILE, weights_only=True)
 
     interrupted = config(tmp_path / "b", xtb_data, checkpoint_every=3, **extra)
-    real_step = Trainer.train_step
+    real_step = Trainer.train_on
 
-    def crash_at_step_8(self, indices):
+    def crash_at_step_8(self, graph):
         if self.step == 8:
             raise KeyboardInterrupt
-        return real_step(self, indices)
+        return real_step(self, graph)
 
-    monkeypatch.setattr(Trainer, "train_step", crash_at_step_8)
+    monkeypatch.setattr(Trainer, "train_on", crash_at_step_8)
     with pytest.raises(KeyboardInterrupt):
         train(interrupted)
-    monkeypatch.setattr(Trainer, "train_step", real_step)
+    monkeypatch.setattr(Trainer, "train_on", real_step)
     assert torch.load(tmp_path / "b" / "run" / STATE_FILE, weights_only=True)["step"] == 6
     train(interrupted, resume=True)
     resumed = torch.load(tmp_path / "b" / "run" / STATE_FILE, weights_only=True)
