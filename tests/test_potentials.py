@@ -72,12 +72,10 @@ def test_every_deck_uses_a_shipped_potential(deck):
     assert np.isfinite(load(spec.model, device="cpu").e0.numpy()).all()
 
 
-@pytest.mark.xfail(strict=True, reason="known defect of the layer_norm_sh models they were trained with (retraining "
-                                       "with rms_norm_sh fixes it); see mlff.nn.norm.SeparableLayerNorm")
 def test_shipped_potential_is_smooth_near_a_perfect_crystal():
-    """Measured before this test existed: co-cu111-emt gives 1.8e3 eV/Å for a 1e-6 Å displacement in
-    bulk Cu (float64), so a float32 run from the perfect lattice (md/cu_bulk_npt.yaml) was stopped by
-    the guard at step 0 with 371 eV/Å."""
+    """The first co-cu111-emt (layer_norm_sh) gave 1.8e3 eV/Å for a 1e-6 Å displacement in bulk Cu
+    (float64), so a float32 run from the perfect lattice (md/cu_bulk_npt.yaml) was stopped by the guard
+    at step 0 with 371 eV/Å. Retrained with rms_norm_sh, it passes."""
     from mlff.testing.checks import check_linear_near_symmetric_point
 
     check_linear_near_symmetric_point(load("co-cu111-emt", device="cpu", dtype="float64"))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mlff.bench import (accuracy, empp, est, kernels, kfold, lammps_speed, md_speed, model_speed, neighbors, smoothness,
-                        soak, symmetry)
+from mlff.bench import (accuracy, data_speed, empp, est, kernels, kfold, lammps_speed, md_speed, model_speed, neighbors,
+                        smoothness, soak, symmetry)
 from mlff.cli import Command
 
 COMMANDS = [
@@ -33,6 +33,8 @@ COMMANDS = [
             smoothness.add_arguments, smoothness.main),
     Command(("bench", "lammps"), "mlff lammps on bulk Cu of several sizes, 1 and 2 MPI ranks: s per call, exchange, efficiency, RSS",
             lammps_speed.add_arguments, lammps_speed.main),
+    Command(("bench", "data"), "frames/s and peak RSS of extxyz, .aselmdb and OC20 .lmdb, eager and lazy; training with workers",
+            data_speed.add_arguments, data_speed.main),
     Command(("bench", "soak"), "long NVE MD of ethanol-xtb: RSS growth, steps/s and energy drift vs the model card",
             soak.add_arguments, soak.main),
 ]

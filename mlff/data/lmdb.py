@@ -17,6 +17,7 @@ validated structures. Every failure is a :class:`~mlff.errors.DataError` naming 
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 from pathlib import Path
@@ -35,6 +36,15 @@ _PYG_GRAPH = ("edge_index", "cell_offsets", "distances", "offsets", "neighbors")
 
 
 _OPEN: dict[tuple, object] = {}
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close this process's handles before the interpreter tears lmdb down under them."""
+    for key, handle in list(_OPEN.items()):
+        if key[0] == os.getpid():
+            handle.close()
+        del _OPEN[key]
 
 
 def _shared(path: Path, opener):

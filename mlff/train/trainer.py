@@ -49,6 +49,19 @@ class TrainingError(MLFFError):
     """Training cannot continue (a NaN loss, a corrupt state file...)."""
 
 
+class Batches:
+    """The batch sampler of the training DataLoader: the index lists of the current epoch, set per epoch."""
+
+    def __init__(self):
+        self.batches: list[list[int]] = []
+
+    def __iter__(self):
+        return iter(list(self.batches))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, data: TrainingData, model: EnergyModel, device: torch.device,
                  rank: int = 0, world: int = 1):
@@ -71,6 +84,7 @@ class Trainer:
         self.best, self.best_stage = math.inf, False  # lowest score, and whether it was of stage two
         self.history: list[dict] = []
         self.running = Metrics()  # training errors since the last validation (live weights; not resumed)
+        self._loader, self._shares = None, Batches()  # DataLoader workers (data.workers > 0)
 
     def _empp(self, cfg: TrainConfig, data: TrainingData, model: EnergyModel) -> EMPP | None:
         if cfg.empp is None:
@@ -148,8 +162,14 @@ class Trainer:
                   for b in range(self.batch_in_epoch, self.batches_per_epoch)]
         if not self.cfg.data.workers:
             return (self.train_set.collate([self.train_set[i] for i in share]) for share in shares)
-        return iter(DataLoader(self.train_set, batch_sampler=shares, num_workers=self.cfg.data.workers,
-                               collate_fn=GraphDataset.collate))
+        if self._loader is None:  # started once: spawned workers take seconds to import torch
+            # spawned, not forked: a forked child inherits the parent's open LMDB files, which LMDB
+            # forbids it to use or to open again
+            self._loader = DataLoader(self.train_set, batch_sampler=self._shares, num_workers=self.cfg.data.workers,
+                                      collate_fn=GraphDataset.collate, multiprocessing_context="spawn",
+                                      persistent_workers=True)
+        self._shares.batches = shares
+        return iter(self._loader)
 
     def train_on(self, graph) -> float:
         """One optimisation step on this rank's ``graph``."""
