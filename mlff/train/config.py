@@ -71,6 +71,10 @@ class LossConfig:
     stage_two_fraction: float | None = 0.75  # the last 25 % of steps use the weights below (None: off)
     stage_two_energy_weight: float = 3000.0
     stage_two_forces_weight: float = 30.0
+    # "free": leave the forces of atoms held by FixAtoms out of the loss (fairchem's train_on_free_atoms;
+    # OC20 scores free atoms only); "all": every atom with a force label (the fixed atoms' raw forces
+    # are physical labels too)
+    forces_on: Literal["all", "free"] = "all"
 
 
 @dataclass

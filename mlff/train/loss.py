@@ -1,7 +1,8 @@
 """Losses and metrics on energies (per atom), forces and stress.
 
 A loss term is the mean penalty (squared, absolute or Huber) of its differences: per-atom energies
-of the structures, force components (times the atom weights, where given), and stress components
+of the structures, force components (times the atom weights, where given; of the free atoms only with
+``forces_on: free``), and stress components
 of the structures that carry a stress label. :func:`penalty_sums` gives each term's sum and count,
 so that a loss over many batches (the validation loss, :class:`Metrics`) is exactly the loss of one
 batch holding them all.
@@ -53,6 +54,8 @@ def penalty_sums(out: dict, graph: AtomicGraph, cfg: LossConfig,
         f_diff = out["forces"] - graph.forces.to(out["forces"].dtype)
         if graph.atom_weights is not None:
             f_diff = f_diff * graph.atom_weights[:, None]
+        if cfg.forces_on == "free" and graph.fixed is not None:
+            f_diff = f_diff[~graph.fixed]
         sums["forces"] = (_penalty_sum(f_diff, cfg.kind, cfg.huber_delta), f_diff.numel())
     labelled = stress_mask(graph)
     if w_s and labelled is not None and labelled.any() and "stress" in out:

@@ -35,7 +35,7 @@ def learning_curve(history: list[dict], path, caption: str) -> None:
     for ax, (key, label) in zip(axes, shown):
         for split, style in (("train", "--"), ("val", "-")):
             name = f"{split}_{key}_mae" if key != "empp" else f"{split}_{key}"
-            if name in history[0]:
+            if any(name in h for h in history):  # a resumed run may lack the first entries' training errors
                 values = [h.get(name, np.nan) for h in history]
                 data[name] = values
                 ax.semilogy(steps, values, style, marker="o", ms=2.5, label="train" if split == "train" else "validation")

@@ -55,6 +55,25 @@ def test_losses_and_stage_two():
     assert weights_at(cfg, 0.5)[0] == 1 and weights_at(cfg, 0.85)[0] == 100
 
 
+def test_forces_on_free_atoms_leaves_fixed_atoms_out_of_the_loss():
+    from ase.build import molecule
+    from ase.constraints import FixAtoms
+
+    from mlff.data import AtomicGraph
+    from mlff.data.labels import set_labels
+
+    atoms = set_labels(molecule("H2O"), energy=1.0, forces=np.zeros((3, 3)))
+    atoms.set_constraint(FixAtoms(indices=[0]))
+    graph = AtomicGraph.from_atoms(atoms, 3.0, dtype=torch.float64)
+    forces = torch.zeros(3, 3, dtype=torch.float64)
+    forces[0] = 5.0  # only the fixed atom is wrong
+    forces[1, 0] = 0.3
+    out = {"energy": torch.tensor([1.0], dtype=torch.float64), "forces": forces}
+    every = loss_terms(out, graph, LossConfig(kind="mae"))["forces"].item()
+    free = loss_terms(out, graph, LossConfig(kind="mae", forces_on="free"))["forces"].item()
+    assert every == pytest.approx((15 + 0.3) / 9) and free == pytest.approx(0.3 / 6)
+
+
 def test_stress_loss_only_on_fully_periodic_structures_in_a_mixed_batch():
     from ase.build import bulk, fcc111, molecule
     from ase.calculators.emt import EMT
