@@ -5,7 +5,7 @@ are indexed (extxyz through a byte index built in one scan; ``.traj``; fairchem'
 OC20's ``.lmdb``). It holds no frame, so its memory does not grow with the file, and it pickles
 without its open handles, so DataLoader workers reopen the file in their own process (LMDB handles
 must not cross a fork). :class:`Concat` and :class:`Subset` join files and select splits without
-reading anything.
+reading anything; :class:`Mapped` transforms frames as they are read (adsorption-energy targets).
 """
 
 from __future__ import annotations
@@ -155,3 +155,17 @@ class Subset(Sequence):
 
     def __getitem__(self, k):
         return self.base[int(self.indices[range(len(self))[k]])]
+
+
+class Mapped(Sequence):
+    """``transform(frame, where)`` applied to each frame of ``base`` as it is read."""
+
+    def __init__(self, base: LazyStructures, transform):
+        self.base, self.transform = base, transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, k):
+        k = range(len(self))[k]
+        return self.transform(self.base[k], f"frame {k} of {self.base.path}")

@@ -40,6 +40,15 @@ class SplitConfig:
 
 
 @dataclass
+class AdsorptionConfig:
+    """Train on adsorption energies, E - E_slab - sum of gas-phase references of the adsorbate's atoms
+    (tag 2), instead of total energies (:mod:`mlff.data.adsorption`)."""
+
+    references: dict = field(default_factory=dict)  # element symbol -> eV
+    slab_energy_key: str = "slab_energy"  # info key of the clean slab's energy in each frame
+
+
+@dataclass
 class DataConfig:
     train: list[str] = field(default_factory=list)  # files; split into train/val/test unless val is given
     val: list[str] | None = None
@@ -50,6 +59,7 @@ class DataConfig:
     # than memory; graphs are then built per use, not cached
     lazy: bool = False
     workers: int = 0  # DataLoader processes that read and build the training batches (0: the training process)
+    adsorption: AdsorptionConfig | None = None  # None: total energies
 
 
 @dataclass

@@ -11,7 +11,8 @@ from ase.data import chemical_symbols
 
 from mlff.data.dataset import make_splits, save_splits
 from mlff.data.formats import read_structures
-from mlff.data.lazy import Concat, LazyStructures, Subset
+from mlff.data.adsorption import to_adsorption
+from mlff.data.lazy import Concat, LazyStructures, Mapped, Subset
 from mlff.data.statistics import compute_statistics
 from mlff.errors import ConfigError
 from mlff.models.checkpoint import load_checkpoint
@@ -31,10 +32,18 @@ class TrainingData:
 def load_training_data(cfg: TrainConfig) -> TrainingData:
     d = cfg.data
     require = () if cfg.empp is not None and cfg.empp.pretrain else ("energy",)  # pre-training needs no labels
-    if d.lazy:  # frames stay on disk and are read when used
-        read = lambda files: Concat([LazyStructures(f, keys=d.keys, require=require) for f in files])  # noqa: E731
-    else:
-        read = lambda files: [a for f in files for a in read_structures(f, keys=d.keys, require=require)]  # noqa: E731
+    transform = None if d.adsorption is None else to_adsorption(d.adsorption.references, d.adsorption.slab_energy_key)
+
+    def read(files):
+        if d.lazy:  # frames stay on disk and are read when used
+            parts = [LazyStructures(f, keys=d.keys, require=require) for f in files]
+            return Concat([p if transform is None else Mapped(p, transform) for p in parts])
+        frames = []
+        for f in files:
+            part = read_structures(f, keys=d.keys, require=require)
+            frames += part if transform is None else [transform(a, f"frame {k} of {f}") for k, a in enumerate(part)]
+        return frames
+
     train = read(d.train)
     if d.val is None:
         splits = make_splits(len(train), d.split.val, d.split.test, d.split.seed)
