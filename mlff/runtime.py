@@ -72,3 +72,20 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     if isinstance(dtype, str) and dtype in DTYPES:
         return DTYPES[dtype]
     raise ConfigError(f"dtype {dtype!r} is not supported; use 'float32' or 'float64'")
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size in MiB: ``VmHWM``, which starts afresh at ``exec``. (On
+    Linux ``getrusage``'s ``ru_maxrss`` survives ``exec``, so a child started by a large parent
+    reports the parent's size; it is the fallback only where ``/proc`` is missing.)"""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)

@@ -4,7 +4,7 @@ lazily, and training throughput on lazily read data with and without DataLoader 
 The frames are one 38-atom CO/Cu(111) EMT frame, rattled by 0.05 Å per frame, carrying that frame's
 labels: this is a reading benchmark, the labels' physics does not matter. They are written to extxyz,
 fairchem's ``.aselmdb`` and an OC20-style ``.lmdb`` of torch-geometric ``Data``. Every measurement runs
-in a fresh process, so its peak RSS (``ru_maxrss``) is its own.
+in a fresh process, so its peak RSS (``VmHWM``, :func:`mlff.runtime.peak_rss_mib`) is its own.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from mlff.runtime import peak_rss_mib
 
 FORMATS = (".xyz", ".aselmdb", ".lmdb")
 
@@ -77,8 +79,6 @@ def write_frames(directory: Path, frames: int, seed: int = 0) -> dict[str, tuple
 
 def read_child(path: str, mode: str) -> dict:
     """Read every frame of ``path`` eagerly (``read_structures``) or lazily (one at a time, dropped)."""
-    import resource
-
     from mlff.data.formats import read_structures
     from mlff.data.lazy import LazyStructures
 
@@ -89,13 +89,11 @@ def read_child(path: str, mode: str) -> dict:
         frames = LazyStructures(path)
         count = sum(len(atoms) > 0 for atoms in frames)
     seconds = time.perf_counter() - start
-    return {"frames": count, "seconds": seconds, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"frames": count, "seconds": seconds, "rss_mib": peak_rss_mib()}
 
 
 def train_child(path: str, workers: int, steps: int, batch_size: int) -> dict:
     """Steps/s of training on ``path`` read lazily, batches built by ``workers`` DataLoader processes."""
-    import resource
-
     import torch
 
     from mlff.train.config import TrainConfig
@@ -119,7 +117,7 @@ def train_child(path: str, workers: int, steps: int, batch_size: int) -> dict:
         trainer.train_on(next(batches))
     seconds = time.perf_counter() - start
     return {"steps_per_s": steps / seconds, "setup_s": setup,
-            "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "rss_mib": peak_rss_mib()}
 
 
 def _child(call: str) -> dict:

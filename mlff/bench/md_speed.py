@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import time
 
 import numpy as np
@@ -39,12 +38,13 @@ from mlff.calculator import MLFFCalculator
 from mlff.data import AtomicGraph
 from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import build_network
+from mlff.runtime import peak_rss_mib
 
 
 def peak_memory_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    return peak_rss_mib()
 
 
 def available_memory_mib(device: torch.device) -> float:

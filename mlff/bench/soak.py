@@ -37,6 +37,7 @@ from mlff.compat import thermalize_momenta
 from mlff.data.generate.molecules import load_molecule
 from mlff.errors import ConfigError
 from mlff.models.checkpoint import read_checkpoint
+from mlff.runtime import peak_rss_mib
 from mlff.models.potentials import checkpoint_path
 
 POTENTIAL = "ethanol-xtb"
@@ -58,18 +59,6 @@ def rss_mib() -> tuple[float, str]:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (2**20 if sys.platform == "darwin" else 2**10), "peak RSS (getrusage)"
-
-
-def peak_rss_mib() -> float | None:
-    """The process's peak RSS (``VmHWM``) in MiB, or None where ``/proc`` is not available."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def _find_drift(metrics, path: str = "") -> tuple[float, str] | None:
@@ -169,7 +158,7 @@ def main(args: argparse.Namespace) -> int:
     growth = rss_end - rss_start
     peak = peak_rss_mib()
     print(f"RSS growth: {growth:+.1f} MiB over {steps} steps ({1000 * growth / steps:+.3f} MiB per 1000 steps)"
-          + (f"; peak (VmHWM) {peak:.1f} MiB" if peak is not None else ""))
+          + f"; peak {peak:.1f} MiB")
     print(f"speed: {steps / seconds:.1f} steps/s ({seconds:.1f} s for {steps} steps, "
           f"{1000 * seconds / steps:.2f} ms/step)")
     time_ps = np.arange(steps + 1) * TIMESTEP_FS / 1000

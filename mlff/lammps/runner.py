@@ -34,6 +34,7 @@ from mlff.lammps.mpi_exchange import GhostPlan, mpi_exchange
 from mlff.lammps.types import SKIN, type_numbers
 from mlff.models.energy_model import EnergyModel
 from mlff.models.local import edge_forces, edge_virial, local_forward
+from mlff.runtime import peak_rss_mib
 
 
 THERMOSTATS = ("nvt", "npt", "nph", "langevin", "temp/berendsen", "temp/rescale", "temp/csvr", "temp/csld")
@@ -183,9 +184,7 @@ class Run:
         rank and, for an NVE run, the drift of the total energy in meV/atom/ps (``collective=False``:
         this rank's timings, no MPI calls)."""
         comm, lmp, bridge = self.bridge.comm, self.lmp, self.bridge
-        import resource
-
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss = peak_rss_mib()
         calls = max(bridge.calls, 1)
         if collective:
             rss = comm.allgather(rss)
