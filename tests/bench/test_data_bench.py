@@ -26,10 +26,10 @@ def test_every_format_holds_the_same_frames(tmp_path):
 
 
 def test_tiny_run_prints_a_row_per_format_and_worker_count(capsys):
-    assert main(["bench", "data", "--frames", "20", "--workers", "0", "1", "--steps", "1", "--train-frames", "24",
+    assert main(["bench", "data", "--frames", "20", "--workers", "1", "--steps", "1", "--train-frames", "24",
                  "--batch-size", "2"]) == 0
     out = capsys.readouterr().out
     rows = re.findall(r"^\s+(\.\w+)\s+\d+\s+[\d.]+ \|\s+(\d+)\s+(\d+) \|\s+(\d+)\s+(\d+)$", out, re.M)
     assert [r[0] for r in rows] == [".xyz", ".aselmdb", ".lmdb"]
     assert all(int(r[1]) > 0 and int(r[3]) > 0 for r in rows)
-    assert re.findall(r"workers (\d): [\d.]+ steps/s", out) == ["0", "1"]
+    assert re.findall(r"workers (\d): [\d.]+ steps/s \(1.00x\)", out) == ["1"]  # spawned workers feed training
