@@ -10,7 +10,7 @@ data. Forces and stress are unchanged: the subtracted terms do not depend on the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from ase import Atoms
@@ -41,13 +41,16 @@ def adsorption_energy(atoms: Atoms, references: Mapping[str, float], slab_energy
     return float(labels["energy"] - float(atoms.info[slab_energy_key]) - sum(references[s] for s in symbols))
 
 
-def to_adsorption(references: Mapping[str, float], slab_energy_key: str = "slab_energy") -> Callable:
+class to_adsorption:  # noqa: N801 - used like a function; a class so that spawned DataLoader workers can pickle it
     """A transform ``(atoms, where) -> atoms`` whose energy label becomes the adsorption energy (a copy:
     the total energy stays in ``info['total_energy']``)."""
-    def transform(atoms: Atoms, where: str) -> Atoms:
-        energy = adsorption_energy(atoms, references, slab_energy_key, where)
+
+    def __init__(self, references: Mapping[str, float], slab_energy_key: str = "slab_energy"):
+        self.references, self.slab_energy_key = dict(references), slab_energy_key
+
+    def __call__(self, atoms: Atoms, where: str) -> Atoms:
+        energy = adsorption_energy(atoms, self.references, self.slab_energy_key, where)
         labels = get_labels(atoms)
         out = atoms.copy()
         out.info["total_energy"] = float(labels["energy"])
         return set_labels(out, **{**labels, "energy": energy})
-    return transform

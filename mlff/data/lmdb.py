@@ -209,7 +209,9 @@ def pyg_atoms(fields: dict, where: str) -> Atoms:
         if name in _PYG_SPECIAL or name in _PYG_GRAPH:
             continue
         array = np.asarray(value)
-        if array.ndim >= 1 and array.shape[0] == n and array.size > 1:
+        if array.ndim >= 2 and array.shape[0] == 1 and n > 1:  # per structure, e.g. stress [1, 3, 3]
+            atoms.info[name] = array[0]
+        elif array.ndim >= 1 and array.shape[0] == n and array.size > 1:
             atoms.arrays[name] = array.astype(np.float64) if array.dtype.kind == "f" else array
         elif array.size == 1:
             atoms.info[name] = array.item()

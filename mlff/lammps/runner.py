@@ -37,7 +37,10 @@ from mlff.models.local import edge_forces, edge_virial, local_forward
 from mlff.runtime import peak_rss_mib
 
 
-THERMOSTATS = ("nvt", "npt", "nph", "langevin", "temp/berendsen", "temp/rescale", "temp/csvr", "temp/csld")
+# thermostats and the word after the style where their final target temperature (Tstop) stands; nvt/npt
+# name it after their "temp" keyword instead
+THERMOSTATS = {"nvt": None, "npt": None, "langevin": 1, "temp/berendsen": 1, "temp/rescale": 2, "temp/csvr": 1,
+               "temp/csld": 1}
 
 
 @dataclass
@@ -57,7 +60,9 @@ def _ensemble(words: list[list[str]]) -> tuple[str | None, float | None]:
     fixes = [w for w in words if len(w) >= 4 and w[0] == "fix"]
     for w in fixes:
         if w[3] in THERMOSTATS:
-            target = w[w.index("temp") + 2] if "temp" in w else (w[5] if len(w) > 5 else None)
+            after = THERMOSTATS[w[3]]
+            target = w[w.index("temp") + 2] if after is None and "temp" in w else (
+                w[4 + after] if after is not None and len(w) > 4 + after else None)
             try:
                 return w[3], float(target)
             except (TypeError, ValueError):  # a variable (v_name): no fixed target

@@ -56,7 +56,8 @@ def penalty_sums(out: dict, graph: AtomicGraph, cfg: LossConfig,
             f_diff = f_diff * graph.atom_weights[:, None]
         if cfg.forces_on == "free" and graph.fixed is not None:
             f_diff = f_diff[~graph.fixed]
-        sums["forces"] = (_penalty_sum(f_diff, cfg.kind, cfg.huber_delta), f_diff.numel())
+        if f_diff.numel():  # a share of fixed atoms only has no force term (not 0/0)
+            sums["forces"] = (_penalty_sum(f_diff, cfg.kind, cfg.huber_delta), f_diff.numel())
     labelled = stress_mask(graph)
     if w_s and labelled is not None and labelled.any() and "stress" in out:
         s_diff = out["stress"][labelled] - graph.stress[labelled].to(out["stress"].dtype)

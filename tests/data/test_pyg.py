@@ -56,3 +56,15 @@ def test_oc20_data_without_pbc_field_is_periodic_and_its_capped_edges_are_rebuil
     assert edges(graph, 0) == edges(AtomicGraph.from_atoms(atoms, cutoff=4.0), 0)
     assert graph.energy.item() == pytest.approx(atoms.get_potential_energy())
     np.testing.assert_allclose(graph.forces.numpy(), get_labels(atoms)["forces"], atol=1e-6)  # fixed atoms too
+
+
+def test_stress_of_a_periodic_cell_survives_the_round_trip():
+    from ase.build import bulk
+
+    from mlff.data.labels import set_labels
+
+    cell = set_labels(bulk("Cu", "fcc", a=3.6, cubic=True), energy=-1.0, forces=np.zeros((4, 3)),
+                      stress=[0.1, 0.2, 0.3, 0.01, 0.02, 0.03])
+    graph = AtomicGraph.from_atoms(cell, cutoff=3.0, dtype=torch.float64)
+    back = from_pyg(to_pyg(graph), cutoff=3.0, dtype=torch.float64)
+    torch.testing.assert_close(back.stress, graph.stress, rtol=0, atol=0)

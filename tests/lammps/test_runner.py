@@ -142,6 +142,8 @@ def test_shipped_decks_pass_the_checks_for_a_shipped_potential(deck):
     ("fix nve all nve\nfix heat all langevin 300 450 0.1 4711", "langevin", 450.0),
     ("fix md all nvt temp 300 350 0.1", "nvt", 350.0),
     ("fix md all npt temp 300 300 0.1 iso 1 1 1", "npt", 300.0),
+    ("fix md all temp/rescale 10 100 300 5.0 1.0\nfix nve all nve", "temp/rescale", 300.0),
+    ("fix md all nph iso 0.0 0.0 1.0", None, None),  # a barostat without a temperature: no ensemble figure
     ("", None, None),
 ])
 def test_the_deck_names_its_ensemble_for_the_figure(tmp_path, dynamics, ensemble, target):

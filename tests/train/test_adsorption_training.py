@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import yaml
 
@@ -45,3 +47,10 @@ def test_a_missing_reference_names_the_file_frame_and_element(tmp_path, co_file,
                                         r"element\(s\) C"):
         data = load_training_data(cfg(tmp_path, co_file, lazy, {"O": -1.0}))
         data.train[0]  # lazily read data fails when the frame is read
+
+
+def test_lazy_adsorption_data_pickles_for_spawned_workers(tmp_path, co_file):
+    references = emt_gas_references()
+    data = load_training_data(cfg(tmp_path, co_file, True, {k: references[k] for k in ("C", "O")}))
+    copy = pickle.loads(pickle.dumps(data.train))
+    assert copy[0].get_potential_energy() == pytest.approx(data.train[0].get_potential_energy(), abs=1e-12)

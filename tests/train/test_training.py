@@ -72,6 +72,10 @@ def test_forces_on_free_atoms_leaves_fixed_atoms_out_of_the_loss():
     every = loss_terms(out, graph, LossConfig(kind="mae"))["forces"].item()
     free = loss_terms(out, graph, LossConfig(kind="mae", forces_on="free"))["forces"].item()
     assert every == pytest.approx((15 + 0.3) / 9) and free == pytest.approx(0.3 / 6)
+    atoms.set_constraint(FixAtoms(indices=[0, 1, 2]))  # nothing free: no force term, not 0/0
+    graph = AtomicGraph.from_atoms(atoms, 3.0, dtype=torch.float64)
+    terms = loss_terms(out, graph, LossConfig(kind="mae", forces_on="free"))
+    assert "forces" not in terms and torch.isfinite(terms["total"])
 
 
 def test_stress_loss_only_on_fully_periodic_structures_in_a_mixed_batch():
