@@ -178,33 +178,31 @@ class Run:
         from mlff.dynamics.plot import plot_md
 
         nve = self.deck.ensemble == "nve"
-        summary = self.summary(collective=False)
+        atoms = int(self.lmp.get_natoms())
         target = series["temperature"][0] if nve else self.deck.target_temperature
-        plot_md(series, str(path), summary["atoms"], self.deck.ensemble, float("nan") if target is None else target,
-                summary.get("nve_drift_mev_atom_ps"), caption)
+        plot_md(series, str(path), atoms, self.deck.ensemble, float("nan") if target is None else target,
+                _drift(series, atoms) if nve else None, caption)
         return True
 
-    def summary(self, collective: bool = True) -> dict:
+    def summary(self) -> dict:
         """Atoms, ranks, steps, time per force call (model and exchange, slowest rank), peak memory per
-        rank and, for an NVE run, the drift of the total energy in meV/atom/ps (``collective=False``:
-        this rank's timings, no MPI calls)."""
+        rank and, for an NVE run, the drift of the total energy in meV/atom/ps."""
         comm, lmp, bridge = self.bridge.comm, self.lmp, self.bridge
-        rss = peak_rss_mib()
         calls = max(bridge.calls, 1)
-        if collective:
-            rss = comm.allgather(rss)
-            seconds = comm.allreduce(bridge.seconds, op=_max()), comm.allreduce(bridge.exchange_seconds, op=_max())
-        else:
-            rss, seconds = [rss], (bridge.seconds, bridge.exchange_seconds)
         out = {"atoms": int(lmp.get_natoms()), "ranks": comm.Get_size(), "force_calls": bridge.calls,
-               "seconds_per_call": seconds[0] / calls, "exchange_seconds_per_call": seconds[1] / calls,
-               "peak_rss_mib_per_rank": rss}
+               "seconds_per_call": comm.allreduce(bridge.seconds, op=_max()) / calls,
+               "exchange_seconds_per_call": comm.allreduce(bridge.exchange_seconds, op=_max()) / calls,
+               "peak_rss_mib_per_rank": comm.allgather(peak_rss_mib())}
         series = self.series() if comm.Get_rank() == 0 else None
         if series is not None and self.deck.ensemble == "nve":
-            slope = np.polyfit(series["time_ps"], series["total"], 1)[0]
-            out["nve_drift_mev_atom_ps"] = 1000 * slope / out["atoms"]
+            out["nve_drift_mev_atom_ps"] = _drift(series, out["atoms"])
             out["etotal_ptp_mev_atom"] = 1000 * float(np.ptp(series["total"])) / out["atoms"]
-        return comm.bcast(out) if collective else out
+        return comm.bcast(out)
+
+
+def _drift(series: dict, atoms: int) -> float:
+    """The slope of a linear fit of the total energy, meV/atom/ps."""
+    return float(1000 * np.polyfit(series["time_ps"], series["total"], 1)[0] / atoms)
 
 
 def _max():
