@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from pathlib import Path
 
 import torch
 
@@ -74,18 +75,31 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     raise ConfigError(f"dtype {dtype!r} is not supported; use 'float32' or 'float64'")
 
 
-def peak_rss_mib() -> float:
-    """This process's peak resident set size in MiB: ``VmHWM``, which starts afresh at ``exec``. (On
-    Linux ``getrusage``'s ``ru_maxrss`` survives ``exec``, so a child started by a large parent
-    reports the parent's size; it is the fallback only where ``/proc`` is missing.)"""
+def peak_rss_mib(pid: int | None = None) -> float:
+    """The peak resident set size in MiB of this process (or of process ``pid``): ``VmHWM``, which starts
+    afresh at ``exec``. (On Linux ``getrusage``'s ``ru_maxrss`` survives ``exec``, so a child started by a
+    large parent reports the parent's size; it is the fallback only where ``/proc`` is missing, and only
+    for this process.)"""
     try:
-        with open("/proc/self/status") as status:
+        with open(f"/proc/{'self' if pid is None else int(pid)}/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
     except OSError:
-        pass
+        if pid is not None:
+            raise
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def child_pids() -> list[int]:
+    """The live child processes of this process (DataLoader workers, ...); empty where ``/proc`` is missing."""
+    pids = []
+    for task in Path("/proc/self/task").glob("*/children"):
+        try:
+            pids += [int(p) for p in task.read_text().split()]
+        except OSError:  # the thread ended meanwhile
+            pass
+    return pids

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlff.runtime import peak_rss_mib
+from mlff.runtime import child_pids, peak_rss_mib
 
 FORMATS = (".xyz", ".aselmdb", ".lmdb")
 
@@ -116,8 +116,13 @@ def train_child(path: str, workers: int, steps: int, batch_size: int) -> dict:
     for _ in range(steps):
         trainer.train_on(next(batches))
     seconds = time.perf_counter() - start
-    return {"steps_per_s": steps / seconds, "setup_s": setup,
-            "rss_mib": peak_rss_mib()}
+    children = 0.0  # the workers (and multiprocessing's resource tracker), alive until the batches end
+    for pid in child_pids():
+        try:
+            children += peak_rss_mib(pid)
+        except OSError:  # gone meanwhile
+            pass
+    return {"steps_per_s": steps / seconds, "setup_s": setup, "rss_mib": peak_rss_mib(), "children_rss_mib": children}
 
 
 def _child(call: str) -> dict:
@@ -149,7 +154,8 @@ def main(args: argparse.Namespace) -> int:
             r = _child(f"train_child({str(path)!r}, {workers}, {args.steps}, {args.batch_size})")
             base = base or r["steps_per_s"]
             print(f"    workers {workers}: {r['steps_per_s']:.2f} steps/s ({r['steps_per_s'] / base:.2f}x), "
-                  f"set-up {r['setup_s']:.1f} s, peak RSS {r['rss_mib']:.0f} MiB")
+                  f"set-up {r['setup_s']:.1f} s, peak RSS {r['rss_mib']:.0f} MiB "
+                  f"+ {r['children_rss_mib']:.0f} MiB in child processes")
     return 0
 
 

@@ -100,17 +100,18 @@ class GraphDataset(Dataset):
     worker process keeps its own cache. ``dtype`` defaults to torch's default dtype at construction.
     ``structures`` may be any sequence, e.g. a :class:`mlff.data.lazy.LazyStructures` that reads
     frames on demand; with ``cache=False`` graphs are built at each access and never kept, so the
-    memory does not grow with the dataset.
+    memory does not grow with the dataset. ``validate=False`` skips :func:`validate_atoms` for
+    structures already validated where they were read (``read_structures``, ``LazyStructures``).
     """
 
     def __init__(self, structures: Sequence[Atoms], cutoff: float, dtype: torch.dtype | None = None,
-                 cache: bool = True):
+                 cache: bool = True, validate: bool = True):
         if cutoff <= 0:
             raise ConfigError(f"cutoff must be positive, got {cutoff}")
         self.structures = structures if isinstance(structures, Sequence) else list(structures)
         self.cutoff = float(cutoff)
         self.dtype = dtype or torch.get_default_dtype()
-        self.cache = cache
+        self.cache, self.validate = cache, validate
         self._cache: dict[int, AtomicGraph] = {}
 
     def __len__(self) -> int:
@@ -121,7 +122,8 @@ class GraphDataset(Dataset):
         if index in self._cache:
             return self._cache[index]
         atoms = self.structures[index]
-        validate_atoms(atoms, where=f"structure {index} of the dataset")
+        if self.validate:
+            validate_atoms(atoms, where=f"structure {index} of the dataset")
         graph = AtomicGraph.from_atoms(atoms, self.cutoff, dtype=self.dtype, validate=False)
         if self.cache:
             self._cache[index] = graph
@@ -135,6 +137,6 @@ class GraphDataset(Dataset):
     def subset(self, indices: Sequence[int]) -> "GraphDataset":
         """A dataset of the structures at ``indices`` (in that order), sharing already-built graphs."""
         indices = [range(len(self))[int(i)] for i in indices]
-        sub = GraphDataset([self.structures[i] for i in indices], self.cutoff, self.dtype, self.cache)
+        sub = GraphDataset([self.structures[i] for i in indices], self.cutoff, self.dtype, self.cache, self.validate)
         sub._cache = {new: self._cache[old] for new, old in enumerate(indices) if old in self._cache}
         return sub

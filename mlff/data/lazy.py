@@ -28,7 +28,10 @@ from mlff.errors import DataError
 
 
 class XyzSource:
-    """extxyz frames by byte offset: one scan of the file, then a seek per frame."""
+    """extxyz frames by byte offset: one scan of the file, then a seek per frame. It holds no open file,
+    so the index crosses into worker processes with it (they do not scan the file again)."""
+
+    shareable = True
 
     def __init__(self, path: Path):
         self.path = path
@@ -66,6 +69,8 @@ class XyzSource:
 
 
 class TrajSource:
+    shareable = False  # an open file
+
     def __init__(self, path: Path):
         self.path = path
         try:
@@ -106,9 +111,15 @@ class LazyStructures(Sequence):
 
     @property
     def source(self):
-        if self._source is None or self._pid != os.getpid():  # opened again in each process
-            self._source, self._pid = SOURCES[self.path.suffix.lower()](self.path), os.getpid()
+        if self._source is None or (self._pid != os.getpid() and not self._source.shareable):
+            self._source, self._pid = SOURCES[self.path.suffix.lower()](self.path), os.getpid()  # again per process
         return self._source
+
+    def close(self) -> None:
+        """Close the open file, if any (indexing again reopens it)."""
+        if self._source is not None:
+            self._source.close()
+            self._source = None
 
     def __len__(self) -> int:
         return self._length
@@ -124,8 +135,9 @@ class LazyStructures(Sequence):
             validate_atoms(atoms, where=where)
         return atoms
 
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_source": None, "_pid": None}
+    def __getstate__(self) -> dict:  # open handles stay behind; an extxyz index travels
+        keep = self._source is not None and self._source.shareable
+        return {**self.__dict__, "_source": self._source if keep else None, "_pid": self._pid if keep else None}
 
 
 class Concat(Sequence):
@@ -139,6 +151,8 @@ class Concat(Sequence):
         return int(self.ends[-1]) if len(self.ends) else 0
 
     def __getitem__(self, k):
+        if isinstance(k, slice):
+            return Subset(self, range(len(self))[k])
         k = range(len(self))[k]
         part = int(np.searchsorted(self.ends, k, side="right"))
         return self.parts[part][k - (int(self.ends[part - 1]) if part else 0)]
@@ -154,6 +168,8 @@ class Subset(Sequence):
         return len(self.indices)
 
     def __getitem__(self, k):
+        if isinstance(k, slice):
+            return Subset(self.base, self.indices[k])
         return self.base[int(self.indices[range(len(self))[k]])]
 
 

@@ -68,6 +68,8 @@ def _lmdb():
 class AseLmdbSource:
     """The rows of an ``.aselmdb`` file in id order."""
 
+    shareable = False  # an LMDB environment must not cross a fork
+
     def __init__(self, path):
         self.path = Path(path)
         if not self.path.is_file():
@@ -113,6 +115,8 @@ class AseLmdbSource:
 
 class PygLmdbSource:
     """The pickled torch-geometric ``Data`` objects of an OC20 S2EF/IS2RE LMDB, in key order."""
+
+    shareable = False  # an LMDB environment must not cross a fork
 
     def __init__(self, path):
         self.path = Path(path)

@@ -25,36 +25,80 @@ def fit_e0(structures: Iterable[Atoms], species: Sequence[int] | None = None) ->
     (e.g. always 1:1) the minimum-norm solution is returned and a warning logged that names the
     elements whose E0s are not separately determined.
     """
-    rows = [(_composition(a.numbers), labels["energy"]) for a in structures if "energy" in (labels := get_labels(a))]
-    if not rows:
-        raise DataError("no structure has an energy label; cannot fit per-element energies (E0)")
-    return _fit_e0(np.array([c for c, _ in rows]), np.array([e for _, e in rows], dtype=np.float64), species)
+    groups = EnergiesByComposition()
+    for atoms in structures:
+        if "energy" in (labels := get_labels(atoms)):
+            groups.add(atoms.numbers, labels["energy"])
+    return groups.fit_e0(species)
 
 
-def _composition(numbers) -> np.ndarray:
-    """Atom counts per atomic number 0..118."""
-    return np.bincount(np.asarray(numbers, dtype=int), minlength=len(chemical_symbols))
+class EnergiesByComposition:
+    """Energies summarised per distinct composition: how many structures, their mean energy and the sum
+    of squared deviations from it (Welford). The least-squares E0 fit and the spread of the energies
+    about it need nothing more, so memory grows with the number of compositions, not of structures."""
 
+    def __init__(self):
+        self._groups: dict[tuple, list] = {}  # ((Z, count), ...) -> [structures, mean energy, squared deviations]
 
-def _fit_e0(counts: np.ndarray, energies: np.ndarray, species: Sequence[int] | None) -> dict[int, float]:
-    """:func:`fit_e0` from the compositions ``counts`` [structures, 119] and their energies."""
-    present = [int(z) for z in np.flatnonzero(counts.sum(0))]
-    species = present if species is None else sorted({int(z) for z in species})
-    missing = sorted(set(present) - set(species))
-    if missing:
-        raise DataError(f"structures contain {_symbols(missing)}, not among species {_symbols(species)}")
-    columns = counts[:, species].astype(np.float64)
-    e0, _, rank, _ = np.linalg.lstsq(columns, energies, rcond=None)
-    if rank < len(species):
-        null_space = np.linalg.svd(columns)[2][rank:]  # E0 changes that leave every fitted energy alone
-        free = [z for z, weights in zip(species, null_space.T) if np.abs(weights).max() > 1e-8]
-        logger.warning(
-            "the compositions of the structures determine only %d of %d E0s: those of %s are not separately "
-            "determined (the elements always occur in the same ratio, or not at all), so the minimum-norm "
-            "solution is used. The summed E0s of every composition in the data are still exact; these E0s on "
-            "their own, and the sums for compositions in other ratios, are arbitrary.",
-            rank, len(species), _symbols(free))
-    return {z: float(e) for z, e in zip(species, e0)}
+    def add(self, numbers, energy: float) -> None:
+        elements, counts = np.unique(np.asarray(numbers, dtype=int), return_counts=True)
+        group = self._groups.setdefault(tuple(zip(elements.tolist(), counts.tolist())), [0, 0.0, 0.0])
+        group[0] += 1
+        step = energy - group[1]
+        group[1] += step / group[0]
+        group[2] += step * (energy - group[1])
+
+    def __len__(self) -> int:
+        """The number of structures added."""
+        return sum(group[0] for group in self._groups.values())
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Compositions [groups, 119], structures, mean energies and squared deviations per group."""
+        counts = np.zeros((len(self._groups), len(chemical_symbols)))
+        for row, composition in enumerate(self._groups):
+            for z, k in composition:
+                counts[row, z] = k
+        n, mean, squares = np.array(list(self._groups.values()), dtype=np.float64).reshape(-1, 3).T
+        return counts, n, mean, squares
+
+    def fit_e0(self, species: Sequence[int] | None = None) -> dict[int, float]:
+        """:func:`fit_e0` over the energies added."""
+        if not self._groups:
+            raise DataError("no structure has an energy label; cannot fit per-element energies (E0)")
+        counts, n, mean, _ = self._arrays()
+        present = [int(z) for z in np.flatnonzero(counts.sum(0))]
+        species = present if species is None else sorted({int(z) for z in species})
+        missing = sorted(set(present) - set(species))
+        if missing:
+            raise DataError(f"structures contain {_symbols(missing)}, not among species {_symbols(species)}")
+        # sum_s (E_s - c.E0)^2 = sum_g n_g (mean_g - c_g.E0)^2 + a constant: rows weighted by sqrt(n_g)
+        weight = np.sqrt(n)
+        columns = counts[:, species] * weight[:, None]
+        e0, _, rank, _ = np.linalg.lstsq(columns, mean * weight, rcond=None)
+        if rank < len(species):
+            null_space = np.linalg.svd(columns)[2][rank:]  # E0 changes that leave every fitted energy alone
+            free = [z for z, weights in zip(species, null_space.T) if np.abs(weights).max() > 1e-8]
+            logger.warning(
+                "the compositions of the structures determine only %d of %d E0s: those of %s are not separately "
+                "determined (the elements always occur in the same ratio, or not at all), so the minimum-norm "
+                "solution is used. The summed E0s of every composition in the data are still exact; these E0s on "
+                "their own, and the sums for compositions in other ratios, are arbitrary.",
+                rank, len(species), _symbols(free))
+        return {z: float(e) for z, e in zip(species, e0)}
+
+    def per_atom(self, e0: dict[int, float]) -> tuple[float, float, float]:
+        """Mean and population std of ``(E - sum E0) / N``, and the mean of ``E / N`` (eV)."""
+        counts, n, mean, squares = self._arrays()
+        missing = sorted(set(np.flatnonzero(counts.sum(0)).tolist()) - set(e0))
+        if missing:
+            raise DataError(f"e0 has no reference energy for {_symbols(missing)}")
+        reference = np.zeros(counts.shape[1])
+        reference[list(e0)] = list(e0.values())
+        atoms = counts.sum(1)
+        shifted = (mean - counts @ reference) / atoms  # per group; within a group it spreads as E / N
+        shifted_mean = float(np.sum(n * shifted) / n.sum())
+        spread = np.sum(squares / atoms**2 + n * (shifted - shifted_mean) ** 2) / n.sum()
+        return shifted_mean, float(np.sqrt(spread)), float(np.sum(n * mean / atoms) / n.sum())
 
 
 @dataclass
@@ -109,41 +153,36 @@ def compute_statistics(
 ) -> DatasetStatistics:
     """Statistics of ``structures`` in one pass over them (each is read once, none is kept, so a lazy
     dataset larger than memory works); ``e0`` is fitted as :func:`fit_e0` does (over ``species``) unless given."""
-    counts, energies, labelled = [], [], []  # per structure: composition, energy (if any)
-    force_sq, force_n, edges = 0.0, 0, 0
+    energies = EnergiesByComposition()
+    present: set[int] = set()
+    n_structures, n_atoms, force_sq, force_n, edges = 0, 0, 0.0, 0, 0
     for atoms in structures:
         found = get_labels(atoms)
-        counts.append(_composition(atoms.numbers))
-        labelled.append("energy" in found)
-        energies.append(found.get("energy", np.nan))
+        n_structures += 1
+        n_atoms += len(atoms)
+        present.update(np.unique(atoms.numbers).tolist())
+        if "energy" in found:
+            energies.add(atoms.numbers, found["energy"])
         if "forces" in found:
             force_sq += float(np.sum(np.square(found["forces"])))
             force_n += found["forces"].size
         edges += len(neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff).receivers)
-    if not counts:
+    if not n_structures:
         raise DataError("cannot compute statistics of an empty dataset")
-    counts, energies, labelled = np.array(counts), np.array(energies, dtype=np.float64), np.array(labelled)
-    with_energy = bool(labelled.any())
+    with_energy = len(energies) > 0
     if e0 is None:
-        e0 = _fit_e0(counts[labelled], energies[labelled], species) if with_energy else {}
-    missing = sorted(set(np.flatnonzero(counts[labelled].sum(0)).tolist()) - set(e0))
-    if missing:
-        raise DataError(f"e0 has no reference energy for {_symbols(missing)}")
-    n_atoms = counts.sum(1)
-    reference = np.zeros(counts.shape[1])
-    reference[list(e0)] = list(e0.values())
-    raw = (energies / n_atoms)[labelled]
-    shifted = ((energies - counts @ reference) / n_atoms)[labelled]
+        e0 = energies.fit_e0(species) if with_energy else {}
+    mean, std, raw = energies.per_atom(e0) if with_energy else (None, None, None)
     return DatasetStatistics(
-        species=[int(z) for z in np.flatnonzero(counts.sum(0))],
-        num_structures=len(counts),
-        num_atoms=int(n_atoms.sum()),
+        species=sorted(int(z) for z in present),
+        num_structures=n_structures,
+        num_atoms=n_atoms,
         cutoff=float(cutoff),
-        avg_num_neighbors=edges / int(n_atoms.sum()),
+        avg_num_neighbors=edges / n_atoms,
         e0={int(z): float(e) for z, e in sorted(e0.items())},
-        energy_per_atom_mean=float(shifted.mean()) if with_energy else None,
-        energy_per_atom_std=float(shifted.std()) if with_energy else None,
-        raw_energy_per_atom_mean=float(raw.mean()) if with_energy else None,
+        energy_per_atom_mean=mean,
+        energy_per_atom_std=std,
+        raw_energy_per_atom_mean=raw,
         force_rms=float(np.sqrt(force_sq / force_n)) if force_n else None,
     )
 

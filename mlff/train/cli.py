@@ -54,7 +54,8 @@ def _eval(args) -> int:
     device = next(model.buffers()).device
     keys = LabelKeys(args.energy_key, args.forces_key)
     for path in args.data:
-        structures = read_structures(path, keys=keys)
+        # S2EF needs forces on every frame: a frame without them is named (file, frame, key) here
+        structures = read_structures(path, keys=keys, require=("energy", "forces") if args.oc20 else ("energy",))
         for k, atoms in enumerate(structures):  # before any graph is built
             check_species(atoms.numbers, model.species, f"frame {k} of {path}: ")
         print(f"{path} ({len(structures)} structures): {format_metrics(evaluate(model, structures, 16, device, dtype))}")

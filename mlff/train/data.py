@@ -19,6 +19,7 @@ from mlff.models.checkpoint import load_checkpoint
 from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import build_network
 from mlff.train.config import TrainConfig
+from mlff.train.distributed import computed_once
 
 
 @dataclass
@@ -70,8 +71,9 @@ def build_model(cfg: TrainConfig, data: TrainingData, species: list[int] | None 
     given = {int(z): float(v) for z, v in cfg.e0.items()} if isinstance(cfg.e0, dict) else None
     if pretrain:  # labels are not used: the energy head waits for fine-tuning, with E0 = 0
         given = dict.fromkeys(range(1, len(chemical_symbols)), 0.0)
-    # one pass over the training set: species, E0 (fitted unless given), scales, neighbours per atom
-    stats = compute_statistics(data.train, cutoff=cutoff, e0=given, species=species)
+    # one pass over the training set (on rank 0 under torchrun): species, E0 (fitted unless given), scales,
+    # neighbours per atom
+    stats = computed_once(lambda: compute_statistics(data.train, cutoff=cutoff, e0=given, species=species))
     species = species or stats.species
     e0 = {z: stats.e0.get(z, 0.0) for z in species} if given is None else {z: given[z] for z in species if z in given}
     stats = replace(stats, e0=e0)

@@ -32,6 +32,16 @@ def setup() -> tuple[int, int, torch.device | None]:
     return rank, world, device
 
 
+def computed_once(compute):
+    """``compute()`` run on rank 0 only and its (picklable) result sent to every rank; just ``compute()``
+    without a process group. For passes over the data that every rank needs the result of."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return compute()
+    box = [compute() if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 BUCKET_BYTES = 25 * 2**20
 
 

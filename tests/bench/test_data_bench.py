@@ -33,3 +33,5 @@ def test_tiny_run_prints_a_row_per_format_and_worker_count(capsys):
     assert [r[0] for r in rows] == [".xyz", ".aselmdb", ".lmdb"]
     assert all(int(r[1]) > 0 and int(r[3]) > 0 for r in rows)
     assert re.findall(r"workers (\d): [\d.]+ steps/s \(1.00x\)", out) == ["1"]  # spawned workers feed training
+    workers_rss = re.findall(r"peak RSS \d+ MiB \+ (\d+) MiB in child processes", out)
+    assert len(workers_rss) == 1 and int(workers_rss[0]) > 50  # a worker imports torch: tens of MiB at least

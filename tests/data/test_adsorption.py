@@ -22,6 +22,8 @@ def relaxed_co():
 
 def test_generated_frames_carry_the_relaxed_clean_slab_energy(relaxed_co):
     assert relaxed_co.info["slab_energy"] == clean_slab_energy("Cu", "111", size=(2, 2), layers=3, fixed_layers=1)
+    # options as YAML gives them (a list) reach the same cached value
+    assert relaxed_co.info["slab_energy"] == clean_slab_energy("Cu", 111, size=[2, 2], layers=3, fixed_layers=1)
     assert relaxed_co.info["slab_energy"] > 0  # EMT's zero is the bulk crystal: a slab costs its surface energy
 
 
@@ -31,6 +33,8 @@ def test_co_adsorption_energy_is_its_binding_energy_against_gas_phase_co(relaxed
     BFGS(gas, logfile=None).run(fmax=0.01)
     references = emt_gas_references()
     assert references["C"] + references["O"] == pytest.approx(gas.get_potential_energy(), abs=1e-12)
+    references.pop("H")  # the caller's own dict: the next call is whole again
+    assert "H" in emt_gas_references()
     e_ads = adsorption_energy(relaxed_co, references)
     expected = relaxed_co.get_potential_energy() - relaxed_co.info["slab_energy"] - gas.get_potential_energy()
     assert e_ads == pytest.approx(expected, abs=1e-9) and e_ads < 0  # CO binds to Cu(111)

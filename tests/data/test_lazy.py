@@ -40,10 +40,13 @@ def test_lazy_frames_equal_the_whole_file(tmp_path, suffix):
                                                              whole[2].get_potential_energy()]
     with pytest.raises(IndexError):
         lazy[7]
-    # a DataLoader worker gets a pickled copy without open handles and reopens the file
+    # a DataLoader worker gets a pickled copy without open handles and reopens the file; an extxyz
+    # index holds no handle and travels, so the worker does not scan the file again
     copy = pickle.loads(pickle.dumps(lazy))
-    assert copy._source is None
+    assert (copy._source is not None) == (suffix == ".xyz")
     same(copy[5], whole[5])
+    lazy.close()
+    same(lazy[4], whole[4])  # reopened
 
 
 def test_oc20_lmdb_uses_its_own_label_names(tmp_path):
@@ -64,6 +67,8 @@ def test_concat_and_subset_index_across_files(tmp_path):
     assert energies == [-3.0 - k for k in range(5)]
     picked = Subset(joined, [4, 0, 3])
     assert [a.get_potential_energy() for a in picked] == [-7.0, -3.0, -6.0] and picked[-1].get_potential_energy() == -6.0
+    assert [a.get_potential_energy() for a in joined[1:4]] == [-4.0, -5.0, -6.0]
+    assert [a.get_potential_energy() for a in picked[::-2]] == [-6.0, -7.0]
 
 
 def test_bad_files_are_named(tmp_path):

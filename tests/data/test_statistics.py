@@ -12,7 +12,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 from mlff.data.labels import get_labels, set_labels
-from mlff.data.statistics import DatasetStatistics, compute_statistics, fit_e0
+from mlff.data.statistics import DatasetStatistics, EnergiesByComposition, compute_statistics, fit_e0
 from mlff.errors import DataError
 
 TRUE_E0 = {13: -2.25, 28: -5.5, 29: -3.75}  # Al, Ni, Cu
@@ -87,6 +87,28 @@ def test_fit_e0_errors():
         fit_e0([synthetic({29: 2}, None)])
     with pytest.raises(DataError, match=r"structures contain Al \(13\), not among species Cu \(29\)"):
         fit_e0([synthetic({29: 2, 13: 1}, -1.0)], species=[29])
+
+
+def test_energies_are_kept_per_composition_not_per_structure():
+    """Many structures of few compositions: one summary per composition, and the same E0 and spread as a
+    least-squares fit over every structure."""
+    rng = np.random.default_rng(3)
+    shapes = compositions(rng, 4)
+    rows = [shapes[i % 4] for i in range(2000)]
+    energies = [sum(TRUE_E0[z] * k for z, k in c.items()) + rng.normal(0, 0.05) for c in rows]
+    groups = EnergiesByComposition()
+    for c, e in zip(rows, energies):
+        groups.add([z for z, k in c.items() for _ in range(k)], e)
+    assert len(groups) == 2000 and len(groups._groups) == 4
+    species = sorted(TRUE_E0)
+    matrix = np.array([[c[z] for z in species] for c in rows], dtype=float)
+    expected = np.linalg.lstsq(matrix, np.array(energies), rcond=None)[0]
+    assert [groups.fit_e0()[z] for z in species] == pytest.approx(expected, abs=1e-9)
+    e0 = dict(zip(species, expected))
+    sizes = matrix.sum(1)
+    shifted = (np.array(energies) - matrix @ expected) / sizes
+    mean, std, raw = groups.per_atom(e0)
+    assert (mean, std, raw) == pytest.approx((shifted.mean(), shifted.std(), np.mean(np.array(energies) / sizes)), abs=1e-12)
 
 
 # ------------------------------------------------------------------------------------- statistics

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -90,3 +92,14 @@ def test_mlff_eval_oc20_reads_an_aselmdb_and_prints_the_s2ef_metrics(tmp_path, c
     assert expected["free_atoms"] == 27
     assert line == (f"  S2EF: energy MAE {expected['energy_mae']:.4f} eV, force MAE {expected['force_mae']:.4f} eV/Å "
                     f"and cosine {expected['force_cos']:.4f} over 27 free atoms, EFwT {100 * expected['efwt']:.1f} %")
+
+
+def test_mlff_eval_oc20_names_the_frame_without_forces(tmp_path, capsys):
+    from mlff.cli import main
+    from mlff.data.formats import write_structures
+
+    frames = [set_labels(slab(), energy=-1.0, forces=np.zeros((len(slab()), 3))), set_labels(slab(), energy=-2.0)]
+    path = tmp_path / "s2ef.xyz"
+    write_structures(path, frames)
+    assert main(["eval", "co-cu111-emt", str(path), "--oc20"]) == 2
+    assert re.search(r"frame 1 of .*s2ef\.xyz.*forces", capsys.readouterr().err)

@@ -111,11 +111,18 @@ def build_slab(
     return slab, f"{adsorbate}/{metal}({facet})"
 
 
-@functools.cache
 def clean_slab_energy(metal: str = "Cu", facet: str = "111", size: tuple[int, int] = (3, 3), layers: int = 4,
                       fixed_layers: int = 2, vacuum: float = 10.0, site=None) -> float:
     """EMT energy (eV) of the clean slab of :func:`build_slab` relaxed to 0.01 eV/Å: the slab term of an
-    adsorption energy (``site`` is accepted and ignored, so the same options serve both)."""
+    adsorption energy (``site`` is accepted and ignored, so the same options serve both). Computed once
+    per slab and process."""
+    return _clean_slab_energy(metal, str(facet), tuple(int(n) for n in size), int(layers), int(fixed_layers),
+                              float(vacuum))
+
+
+@functools.cache
+def _clean_slab_energy(metal: str, facet: str, size: tuple[int, int], layers: int, fixed_layers: int,
+                       vacuum: float) -> float:
     metal = lookup("metal", metal, METALS)
     facet = lookup("facet", str(facet).lower().removeprefix("fcc"), FACETS)
     slab = FACETS[facet][0](metal, size=(*size, layers), a=emt_lattice_constant(metal), vacuum=vacuum)
@@ -125,10 +132,15 @@ def clean_slab_energy(metal: str = "Cu", facet: str = "111", size: tuple[int, in
     return float(slab.get_potential_energy())
 
 
-@functools.cache
 def emt_gas_references() -> dict[str, float]:
     """Per-element gas-phase references under EMT, built the way OC20 builds its from DFT: H from H2,
-    O from H2O - H2, C from CO - O, N from N2 / 2 (each molecule relaxed to 0.01 eV/Å)."""
+    O from H2O - H2, C from CO - O, N from N2 / 2 (each molecule relaxed to 0.01 eV/Å). A new dict each
+    call (computed once per process)."""
+    return dict(_emt_gas_references())
+
+
+@functools.cache
+def _emt_gas_references() -> dict[str, float]:
     from ase.build import molecule
 
     def energy(name: str) -> float:
