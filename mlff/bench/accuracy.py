@@ -20,6 +20,10 @@ Variants file (YAML), each entry a partial training config merged into the base:
     base: {}
     wide: {model: {options: {channels: 48}}}
     bessel: {model: {options: {radial_basis: bessel}}}
+    hot: {data: {extra_train: [ethanol_1500K.xyz]}}   # more training frames (the split stays the same)
+
+A variant's ``data`` may only name ``extra_train`` files, added to the split's training file; the
+validation and test files are the same for every contender.
 """
 
 from __future__ import annotations
@@ -88,7 +92,13 @@ def base_config(path: str | None) -> dict:
 
 
 def variant_config(base: dict, overrides: dict, files: dict[str, Path], output: Path, name: str) -> TrainConfig:
-    data = {"train": [str(files["train"])], "val": [str(files["val"])], "test": [str(files["test"])]}
+    overrides = dict(overrides)
+    extra = dict(overrides.pop("data", None) or {})
+    extra_train = [str(f) for f in extra.pop("extra_train", [])]
+    if extra:
+        raise ConfigError(f"variant {name}: data may only give extra_train (the split is the benchmark's), "
+                          f"got {', '.join(extra)}")
+    data = {"train": [str(files["train"]), *extra_train], "val": [str(files["val"])], "test": [str(files["test"])]}
     keys = base.get("data", {}).get("keys")
     if keys:
         data["keys"] = keys

@@ -97,11 +97,25 @@ def segment_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tens
 
 
 def enveloped_softmax(logits, weight, index, size: int) -> torch.Tensor:
-    shift = torch.full((size, logits.shape[1]), -torch.inf, dtype=logits.dtype, device=logits.device)
-    shift = shift.scatter_reduce(0, index[:, None].expand_as(logits), logits.detach(), "amax", include_self=True)
+    shift = softmax_shift(logits, weight, index, size)
     numerator = weight[:, None] * torch.exp(logits - shift[index])
-    denominator = segment_sum(numerator, index, size).clamp_min(torch.finfo(logits.dtype).tiny)
+    denominator = segment_sum(numerator, index, size)
+    denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))  # all weights 0: p = 0
     return numerator / denominator[index]
+
+
+def softmax_shift(logits, weight, index, size: int) -> torch.Tensor:
+    """Per receiver, the largest ``a_e + log w_e`` over its edges (the largest ``a_e`` where every weight is 0),
+    a constant for autograd: after this shift the denominator is at least 1 wherever a weight is positive.
+    (Shifting by the largest logit alone lets the denominator underflow when that edge's weight is tiny, an
+    edge near the cutoff, and its derivatives overflow in float32.)"""
+    def amax(values):
+        out = torch.full((size, values.shape[1]), -torch.inf, dtype=values.dtype, device=values.device)
+        return out.scatter_reduce(0, index[:, None].expand_as(values), values, "amax", include_self=True)
+
+    logits, weight = logits.detach(), weight.detach()
+    shift = amax(logits + torch.log(weight)[:, None])
+    return torch.where(torch.isfinite(shift), shift, amax(logits))
 
 
 def grid_silu(x, to_grid, from_grid) -> torch.Tensor:

@@ -15,17 +15,26 @@ class PolynomialEnvelope(nn.Module):
 
     ``u(0) = 1`` and ``u`` with its first and second derivatives vanish at the cutoff, so every
     quantity multiplied by it enters and leaves the neighbourhood smoothly (zero beyond the cutoff).
+
+    It is evaluated as ``(1 - x)^3 sum_{k<p} C(k+2, 2) x^k``, the same polynomial factored, which keeps
+    ``u`` to 0.2 % at 0.0005 Å from a 5 Å cutoff in float32 (the rounding of x). The expanded form cancels
+    to about 1e-6 absolute there, where ``u`` itself is 3e-11, and the attention's softmax, weighted by
+    ``u``, turned that noise into float32 forces wrong by 0.2 eV/Å on an EMT slab.
     """
 
     def __init__(self, cutoff: float, exponent: int = 5):
         super().__init__()
         self.cutoff, self.p = float(cutoff), int(exponent)
+        self.coefficients = [math.comb(k + 2, 2) for k in range(self.p)]  # highest degree last
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         x = r / self.cutoff
-        p = self.p
-        u = 1 - (p + 1) * (p + 2) / 2 * x**p + p * (p + 2) * x ** (p + 1) - p * (p + 1) / 2 * x ** (p + 2)
-        return torch.where(x < 1, u, torch.zeros_like(u))
+        series = torch.full_like(x, float(self.coefficients[-1]))
+        for c in reversed(self.coefficients[:-1]):
+            series = series * x + c
+        # (the same with (cutoff - r) / cutoff for 1 - x, exact but for one rounding, was miscompiled by
+        # inductor inside the network: tests/models/test_compiled.py)
+        return torch.where(x < 1, (1 - x) ** 3 * series, torch.zeros_like(series))
 
 
 class GaussianBasis(nn.Module):

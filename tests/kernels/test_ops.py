@@ -249,3 +249,34 @@ def test_enveloped_softmax_of_a_receiver_whose_edges_all_have_zero_weight_is_zer
     got = triton_ops.enveloped_softmax(logits, weight, receivers, n)
     assert torch.isfinite(got).all() and (got[receivers == 0] == 0).all()
     torch.testing.assert_close(got, reference.enveloped_softmax(logits, weight, receivers, n), rtol=1e-12, atol=0)
+
+
+def _near_cutoff_case(dtype):
+    """Receiver 0's largest logit sits on an edge at the cutoff's edge (weight 1e-20); its other edges' logits
+    are so low that exp underflows in float32. Shifting by the largest logit alone left a denominator of
+    1e-20, and the double backward of force training overflowed (NaN, seen training on EMT slabs)."""
+    n, edges = graph("graph")
+    receivers = edges[1].to(DEVICE)
+    logits = randn(edges.shape[1], 2, dtype=torch.float64)
+    weight = randn(edges.shape[1], dtype=torch.float64, seed=3).abs().clamp(0.05, 1.0)
+    into_zero = torch.nonzero(receivers.cpu() == 0).flatten()
+    logits[into_zero] = -100.0
+    logits[into_zero[0]] = 0.0
+    weight[into_zero[0]] = 1e-20
+    return n, receivers, logits.to(dtype), weight.to(dtype)
+
+
+@pytest.mark.parametrize("impl", ["reference", "triton"])
+def test_enveloped_softmax_is_finite_to_second_order_when_the_largest_logit_has_a_tiny_weight(impl):
+    """Every derivative force training takes is finite in float32; the output, its logit derivatives and
+    w * (its weight derivatives) agree with float64. (The weight derivatives themselves differ by rounding
+    amplified 1/w-fold in either precision; what reaches the forces is them times dw/dr, which scales with w.)"""
+    ops = reference if impl == "reference" else triton_ops
+    n, receivers, logits, weight = _near_cutoff_case(torch.float32)
+    got = derivatives(lambda a, w: ops.enveloped_softmax(a, w, receivers, n), [logits, weight])
+    assert all(torch.isfinite(x).all() for x in got)
+    _, _, logits64, weight64 = _near_cutoff_case(torch.float64)
+    expected = derivatives(lambda a, w: reference.enveloped_softmax(a, w, receivers, n), [logits64, weight64])
+    w = weight64.to(DEVICE)
+    for a, b in ((got[0], expected[0]), (got[1], expected[1]), (w * got[2], w * expected[2])):
+        torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-6)

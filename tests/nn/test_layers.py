@@ -39,6 +39,18 @@ def test_envelope_is_smooth_at_the_cutoff():
     assert abs(g[2]) < 1e-10 and g[3] == 0 and abs(gg[2]) < 1e-5
 
 
+@pytest.mark.parametrize("p", [3, 5, 8])
+def test_envelope_is_the_expanded_polynomial_and_keeps_its_relative_accuracy_near_the_cutoff(p):
+    x = torch.linspace(0.0, 1.0, 201, dtype=torch.float64)
+    expanded = 1 - (p + 1) * (p + 2) / 2 * x**p + p * (p + 2) * x ** (p + 1) - p * (p + 1) / 2 * x ** (p + 2)
+    torch.testing.assert_close(PolynomialEnvelope(1.0, p)(x), expanded, rtol=0, atol=1e-13)
+    # float32 at 1e-4 of the cutoff from it: u ~ 1e-11, to the relative precision that rounding r / cutoff
+    # allows (the expanded form gave 1e-6 of noise there, often of the wrong sign)
+    near = torch.tensor([5.0 - 5e-4, 5.0 - 1e-3, 4.99], dtype=torch.float32)
+    exact = PolynomialEnvelope(5.0, p)(near.double())
+    torch.testing.assert_close(PolynomialEnvelope(5.0, p)(near).double(), exact, rtol=1e-2, atol=0)
+
+
 @pytest.mark.parametrize("basis", [GaussianBasis(5.0, 16), BesselBasis(5.0, 8)])
 def test_radial_bases_shapes_and_finite(basis):
     out = basis(torch.linspace(0.1, 5.0, 7, dtype=torch.float64))

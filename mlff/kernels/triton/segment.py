@@ -37,10 +37,16 @@ def _softmax_kernel(logits_ptr, weight_ptr, order_ptr, start_ptr, p_ptr, q_ptr, 
     mask = h < heads
     begin = tl.load(start_ptr + n)
     end = tl.load(start_ptr + n + 1)
+    # the shift is the largest a + log w (the largest a where every w is 0), as in the reference: the
+    # denominator is then at least 1 wherever a weight is positive
     shift = tl.full((BLOCK_H,), float("-inf"), dtype=p_ptr.dtype.element_ty)
+    largest = tl.full((BLOCK_H,), float("-inf"), dtype=p_ptr.dtype.element_ty)
     for q in range(begin, end):
         e = tl.load(order_ptr + q).to(tl.int64)
-        shift = tl.maximum(shift, tl.load(logits_ptr + e * heads + h, mask=mask, other=0.0))
+        a = tl.load(logits_ptr + e * heads + h, mask=mask, other=0.0)
+        shift = tl.maximum(shift, a + tl.log(tl.load(weight_ptr + e)))
+        largest = tl.maximum(largest, a)
+    shift = tl.where(shift > float("-inf"), shift, largest)
     total = tl.zeros((BLOCK_H,), dtype=p_ptr.dtype.element_ty)
     for q in range(begin, end):
         e = tl.load(order_ptr + q).to(tl.int64)
@@ -50,9 +56,10 @@ def _softmax_kernel(logits_ptr, weight_ptr, order_ptr, start_ptr, p_ptr, q_ptr, 
     for q in range(begin, end):
         e = tl.load(order_ptr + q).to(tl.int64)
         a = tl.load(logits_ptr + e * heads + h, mask=mask, other=0.0)
-        q_value = tl.exp(a - shift) / total
-        tl.store(q_ptr + e * heads + h, q_value, mask=mask)
-        tl.store(p_ptr + e * heads + h, tl.load(weight_ptr + e) * q_value, mask=mask)
+        scaled = tl.exp(a - shift)
+        tl.store(q_ptr + e * heads + h, scaled / total, mask=mask)
+        # the same product as in the total, so a lone edge's p is exactly 1 (and its weight derivative 0)
+        tl.store(p_ptr + e * heads + h, tl.load(weight_ptr + e) * scaled / total, mask=mask)
 
 
 @torch.library.custom_op("mlff::segment_sum", mutates_args=())
