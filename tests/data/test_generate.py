@@ -67,6 +67,20 @@ def test_md17_labels_match_a_fresh_xtb_single_point(ethanol):
         np.testing.assert_allclose(atoms.get_forces(), frame.get_forces(), atol=1e-3)
 
 
+def test_md17_rattled_frames_are_the_md_frames_displaced_and_labelled_again(ethanol):
+    rattled = generate_md17("ethanol", 3, seed=0, rattle=0.05, **TINY_MD17)
+    for plain, frame in zip(ethanol, rattled):
+        shift = frame.positions - plain.positions
+        assert 0.02 < shift.std() < 0.08 and frame.info == {**plain.info, "rattle": 0.05}
+        atoms = frame.copy()
+        with serial_openmp():
+            atoms.calc = TBLite(method="GFN2-xTB", accuracy=XTB_ACCURACY, verbosity=0)
+            assert atoms.get_potential_energy() == pytest.approx(frame.get_potential_energy(), abs=1e-7)
+            np.testing.assert_allclose(atoms.get_forces(), frame.get_forces(), atol=2e-5)
+    with pytest.raises(ConfigError, match="rattle must be >= 0"):
+        iter_md17("ethanol", 3, rattle=-0.1)
+
+
 def test_oc20_slab_tags_constraints_and_cell(co_cu111):
     frame = co_cu111[0]
     tags = frame.get_tags()

@@ -33,6 +33,9 @@ def _md17_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--molecule", required=True,
                         help=f"{', '.join(MOLECULES)}, any ase.build.molecule name, or an xyz file")
     parser.add_argument("--frames", type=int, default=100, help="frames to write (default: 100)")
+    parser.add_argument("--rattle", type=float, default=0.0,
+                        help="displace each frame by a Gaussian of this many Å per coordinate and label that "
+                             "instead (default: 0, plain MD frames)")
     _common_options(parser, timestep=0.5, equilibration=1000)
 
 
@@ -109,7 +112,7 @@ def _write(frames, path: str) -> int:
 
 
 def _run_md17(args: argparse.Namespace) -> int:
-    return _write(iter_md17(args.molecule, args.frames, **_md_settings(args)), args.output)
+    return _write(iter_md17(args.molecule, args.frames, rattle=args.rattle, **_md_settings(args)), args.output)
 
 
 def _run_oc20(args: argparse.Namespace) -> int:

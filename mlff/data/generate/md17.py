@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from mlff.data.generate.common import check_count, check_md_settings, langevin_frames, with_progress
+from mlff.data.generate.common import (check_count, check_md_settings, labelled_frame, langevin_frames,
+                                       with_progress)
 from mlff.data.generate.molecules import load_molecule
+from mlff.errors import ConfigError
 
 METHOD = "GFN2-xTB"
 # tblite's default (1.0) leaves ~3e-4 eV/Å in forces that depend on the previous MD step's
@@ -68,6 +70,7 @@ def iter_md17(
     friction: float = 0.01,
     seed: int = 0,
     progress: bool = True,
+    rattle: float = 0.0,
 ) -> Iterator[Atoms]:
     """An iterator over ``n_frames`` labelled frames of ``molecule`` from Langevin MD under GFN2-xTB.
 
@@ -77,7 +80,13 @@ def iter_md17(
     Langevin coupling in 1/fs. All randomness comes from ``seed``: equal arguments give equal frames.
     Each frame carries energy (eV) and forces (eV/Å) and ``info`` with method, system, seed, source,
     temperature and step.
+
+    ``rattle`` > 0 displaces every kept frame by a Gaussian of that many Å per coordinate and labels the
+    displaced structure instead (``info["rattle"]``): bonds compressed and stretched beyond what MD at
+    ``temperature`` visits, so that a model sees the repulsive wall (mlff bench smoothness).
     """
+    if not rattle >= 0:
+        raise ConfigError(f"rattle must be >= 0 Å, got {rattle}")
     check_count("n_frames", n_frames)
     check_count("seed", seed, 0)
     check_md_settings(temperature, timestep, interval, equilibration, friction)
@@ -95,7 +104,19 @@ def iter_md17(
         info={"method": METHOD, "system": name, "seed": seed},
         isolated=True,
     )
+    if rattle:
+        frames = _rattled(frames, rattle, np.random.default_rng([seed, 1]))
     return with_progress(_serial(frames), n_frames, f"{name} {METHOD}", progress)
+
+
+def _rattled(frames: Iterator[Atoms], rattle: float, rng: np.random.Generator) -> Iterator[Atoms]:
+    """Each frame displaced by a Gaussian of ``rattle`` Å per coordinate and labelled again with xTB."""
+    calc = xtb_calculator()
+    for frame in frames:
+        atoms = frame.copy()
+        atoms.positions += rng.normal(0.0, rattle, atoms.positions.shape)
+        atoms.calc = calc
+        yield labelled_frame(atoms, {**frame.info, "rattle": rattle})
 
 
 def generate_md17(molecule: str | Path, n_frames: int, **kwargs) -> list[Atoms]:
