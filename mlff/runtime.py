@@ -85,6 +85,8 @@ def peak_rss_mib(pid: int | None = None) -> float:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
+        if pid is not None:
+            return 0.0  # a process that has exited but not been reaped holds no memory
     except OSError:
         if pid is not None:
             raise

@@ -116,8 +116,9 @@ class LazyStructures(Sequence):
         return self._source
 
     def close(self) -> None:
-        """Close the open file, if any (indexing again reopens it)."""
-        if self._source is not None:
+        """Close this reader's open ``.traj`` file, if any (indexing again reopens it). An extxyz index
+        holds no file and is kept; LMDB handles are shared per file and process and stay open until exit."""
+        if self._source is not None and not self._source.shareable:
             self._source.close()
             self._source = None
 
@@ -183,5 +184,7 @@ class Mapped(Sequence):
         return len(self.base)
 
     def __getitem__(self, k):
+        if isinstance(k, slice):
+            return Subset(self, range(len(self))[k])
         k = range(len(self))[k]
         return self.transform(self.base[k], f"frame {k} of {self.base.path}")

@@ -41,6 +41,7 @@ class EnergiesByComposition:
         self._groups: dict[tuple, list] = {}  # ((Z, count), ...) -> [structures, mean energy, squared deviations]
 
     def add(self, numbers, energy: float) -> None:
+        energy = float(energy)  # averaged in float64 whatever the label's type
         elements, counts = np.unique(np.asarray(numbers, dtype=int), return_counts=True)
         group = self._groups.setdefault(tuple(zip(elements.tolist(), counts.tolist())), [0, 0.0, 0.0])
         group[0] += 1

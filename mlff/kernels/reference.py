@@ -97,10 +97,12 @@ def segment_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tens
 
 
 def enveloped_softmax(logits, weight, index, size: int) -> torch.Tensor:
-    shift = softmax_shift(logits, weight, index, size)
-    numerator = weight[:, None] * torch.exp(logits - shift[index])
+    exponent = logits - softmax_shift(logits, weight, index, size)[index]
+    # a zero-weight edge is left out of the shift, so its exponent is capped at 0 (no overflow into 0 * inf)
+    exponent = torch.where(weight[:, None] > 0, exponent, exponent.clamp_max(0.0))
+    numerator = weight[:, None] * torch.exp(exponent)
     denominator = segment_sum(numerator, index, size)
-    denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))  # all weights 0: p = 0
+    denominator = torch.where(denominator == 0, torch.ones_like(denominator), denominator)  # all weights 0: p = 0
     return numerator / denominator[index]
 
 

@@ -25,6 +25,8 @@ class PolynomialEnvelope(nn.Module):
     def __init__(self, cutoff: float, exponent: int = 5):
         super().__init__()
         self.cutoff, self.p = float(cutoff), int(exponent)
+        if self.p < 1:
+            raise ValueError(f"the envelope exponent must be >= 1, got {exponent}")
         self.coefficients = [math.comb(k + 2, 2) for k in range(self.p)]  # highest degree last
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:

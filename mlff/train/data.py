@@ -28,6 +28,7 @@ class TrainingData:
     val: Sequence[Atoms]
     test: Sequence[Atoms]
     metadata: dict = field(default_factory=dict)
+    validated: bool = False  # every frame already passed validate_atoms where it was read
 
 
 def load_training_data(cfg: TrainConfig) -> TrainingData:
@@ -56,7 +57,7 @@ def load_training_data(cfg: TrainConfig) -> TrainingData:
         val, test = read(d.val), read(d.test or [])
     metadata = {"train_files": list(d.train), "val_files": d.val, "test_files": d.test, "split": vars(d.split),
                 "n_train": len(train), "n_val": len(val), "n_test": len(test), "seed": cfg.seed}
-    return TrainingData(train, val, test, metadata)
+    return TrainingData(train, val, test, metadata, validated=True)  # the readers validate every frame
 
 
 def build_model(cfg: TrainConfig, data: TrainingData, species: list[int] | None = None) -> EnergyModel:

@@ -37,9 +37,17 @@ def computed_once(compute):
     without a process group. For passes over the data that every rank needs the result of."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return compute()
-    box = [compute() if dist.get_rank() == 0 else None]
+    box = [None]
+    if dist.get_rank() == 0:
+        try:
+            box = [(True, compute())]
+        except Exception as exc:  # noqa: BLE001 - every rank raises it, instead of waiting for rank 0
+            box = [(False, exc)]
     dist.broadcast_object_list(box, src=0)
-    return box[0]
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
 
 
 BUCKET_BYTES = 25 * 2**20

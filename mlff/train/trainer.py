@@ -72,9 +72,9 @@ class Trainer:
         self.ema = copy.deepcopy(self.model) if cfg.optim.ema_decay else None
         self.out = Path(cfg.output)
         # in memory: graphs are built once and kept; lazily read data, or workers (each would keep its own
-        # copy of every graph): built per use, memory stays bounded. The readers validated every frame.
+        # copy of every graph): built per use, memory stays bounded. Frames from the readers are validated.
         self.train_set = GraphDataset(data.train, model.cutoff, dtype=self.dtype,
-                                      cache=not cfg.data.lazy and not cfg.data.workers, validate=False)
+                                      cache=not cfg.data.lazy and not cfg.data.workers, validate=not data.validated)
         self.batches_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
         self.total_steps = cfg.epochs * self.batches_per_epoch
         if cfg.max_steps is not None:

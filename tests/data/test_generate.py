@@ -77,7 +77,7 @@ def test_md17_rattled_frames_are_the_md_frames_displaced_and_labelled_again(etha
             atoms.calc = TBLite(method="GFN2-xTB", accuracy=XTB_ACCURACY, verbosity=0)
             assert atoms.get_potential_energy() == pytest.approx(frame.get_potential_energy(), abs=1e-7)
             np.testing.assert_allclose(atoms.get_forces(), frame.get_forces(), atol=2e-5)
-    with pytest.raises(ConfigError, match="rattle must be >= 0"):
+    with pytest.raises(ConfigError, match="rattle must be a finite number >= 0"):
         iter_md17("ethanol", 3, rattle=-0.1)
 
 

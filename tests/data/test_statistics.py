@@ -199,3 +199,13 @@ def test_format_is_a_readable_table(dataset):
     assert f"{stats.force_rms:.6f}" in table and f"{stats.e0[29]:.6f}" in table
     lines = table.splitlines()
     assert lines[0].split() == ["structures", "6"] and len(lines) == 8 + 4
+
+
+def test_float32_energies_are_averaged_in_float64():
+    groups = EnergiesByComposition()
+    energies = [np.float32(-100000.0), np.float32(-100000.0) + np.float32(0.1953125)]
+    for e in energies:
+        groups.add([29, 29], e)
+    mean, std, raw = groups.per_atom({29: 0.0})
+    exact = np.array(energies, dtype=np.float64) / 2
+    assert std == pytest.approx(exact.std(), rel=1e-12) and raw == pytest.approx(exact.mean(), rel=1e-15)

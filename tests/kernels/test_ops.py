@@ -7,6 +7,8 @@ input and to the incoming gradient itself, so every path force training takes is
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -280,3 +282,17 @@ def test_enveloped_softmax_is_finite_to_second_order_when_the_largest_logit_has_
     w = weight64.to(DEVICE)
     for a, b in ((got[0], expected[0]), (got[1], expected[1]), (w * got[2], w * expected[2])):
         torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("impl", ["reference", "triton"])
+def test_enveloped_softmax_with_a_zero_weight_edge_of_a_much_larger_logit(impl):
+    """A zero-weight edge is left out of the shift: its exponent is capped, so a logit 95 above the others
+    gives p = 0 for it (not 0 * inf = NaN) and the positive-weight edges still sum to 1."""
+    ops = reference if impl == "reference" else triton_ops
+    logits = torch.tensor([[95.0], [0.0], [-1.0]], device=DEVICE)
+    weight = torch.tensor([0.0, 1.0, 0.5], device=DEVICE)
+    receivers = torch.zeros(3, dtype=torch.long, device=DEVICE)
+    got = derivatives(lambda a, w: ops.enveloped_softmax(a, w, receivers, 1), [logits, weight])
+    assert all(torch.isfinite(x).all() for x in got)
+    p = got[0][:, 0].cpu()
+    torch.testing.assert_close(p, torch.tensor([0.0, 1 / (1 + 0.5 * math.exp(-1)), 0.5 * math.exp(-1) / (1 + 0.5 * math.exp(-1))]))

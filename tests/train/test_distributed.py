@@ -36,3 +36,36 @@ def test_one_process_does_not_communicate(monkeypatch):
     p.grad = torch.full((3,), 2.0)
     distributed.average_gradients([p], world=1)
     assert p.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_computed_once_runs_on_rank_zero_and_every_rank_gets_its_result_or_its_error(monkeypatch, rank):
+    sent = {}
+
+    def broadcast(box, src):  # rank 0's object reaches every rank
+        assert src == 0
+        if rank == 0:
+            sent["box"] = list(box)
+        else:
+            box[0] = sent["box"][0]
+
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(torch.distributed, "broadcast_object_list", broadcast)
+    calls = []
+    for outcome in ("value", "error"):
+        def compute():
+            calls.append(rank)
+            if outcome == "error":
+                raise ValueError("no E0 for Pt")
+            return {"e0": 1.0}
+
+        if rank == 1:  # what rank 0 sent
+            sent["box"] = [(True, {"e0": 1.0})] if outcome == "value" else [(False, ValueError("no E0 for Pt"))]
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda: rank)
+        if outcome == "value":
+            assert distributed.computed_once(compute) == {"e0": 1.0}
+        else:
+            with pytest.raises(ValueError, match="no E0 for Pt"):
+                distributed.computed_once(compute)
+    assert calls == ([0, 0] if rank == 0 else [])  # only rank 0 computes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,8 +86,8 @@ def iter_md17(
     displaced structure instead (``info["rattle"]``): bonds compressed and stretched beyond what MD at
     ``temperature`` visits, so that a model sees the repulsive wall (mlff bench smoothness).
     """
-    if not rattle >= 0:
-        raise ConfigError(f"rattle must be >= 0 Å, got {rattle}")
+    if not (rattle >= 0 and math.isfinite(rattle)):
+        raise ConfigError(f"rattle must be a finite number >= 0 Å, got {rattle}")
     check_count("n_frames", n_frames)
     check_count("seed", seed, 0)
     check_md_settings(temperature, timestep, interval, equilibration, friction)

@@ -51,15 +51,18 @@ def _softmax_kernel(logits_ptr, weight_ptr, order_ptr, start_ptr, p_ptr, q_ptr, 
     for q in range(begin, end):
         e = tl.load(order_ptr + q).to(tl.int64)
         a = tl.load(logits_ptr + e * heads + h, mask=mask, other=0.0)
-        total += tl.load(weight_ptr + e) * tl.exp(a - shift)
-    total = tl.where(total > 0, total, 1.0)  # all weights 0: p = 0 whatever the denominator
+        w = tl.load(weight_ptr + e)
+        total += w * tl.exp(tl.where(w > 0, a - shift, tl.minimum(a - shift, 0.0)))
+    total = tl.where(total == 0, 1.0, total)  # all weights 0: p = 0 whatever the denominator
     for q in range(begin, end):
         e = tl.load(order_ptr + q).to(tl.int64)
         a = tl.load(logits_ptr + e * heads + h, mask=mask, other=0.0)
-        scaled = tl.exp(a - shift)
+        w = tl.load(weight_ptr + e)
+        # a zero-weight edge is left out of the shift: its exponent is capped at 0, as in the reference
+        scaled = tl.exp(tl.where(w > 0, a - shift, tl.minimum(a - shift, 0.0)))
         tl.store(q_ptr + e * heads + h, scaled / total, mask=mask)
         # the same product as in the total, so a lone edge's p is exactly 1 (and its weight derivative 0)
-        tl.store(p_ptr + e * heads + h, tl.load(weight_ptr + e) * scaled / total, mask=mask)
+        tl.store(p_ptr + e * heads + h, w * scaled / total, mask=mask)
 
 
 @torch.library.custom_op("mlff::segment_sum", mutates_args=())
