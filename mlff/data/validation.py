@@ -78,17 +78,27 @@ def check_species(numbers, species: Iterable[int], prefix: str = "") -> None:
                              f"({', '.join(_symbol(z) for z in known)})")
 
 
+#: the cell list behind :func:`closest_pair` bins at no less than this radius (Å): bins of 0.1 Å made
+#: 3.4 ms of a 38-atom slab's 20 Å of vacuum (a million empty bins); at 2 Å it is 0.3 ms
+BIN_RADIUS = 2.0
+
+
 def closest_pair(atoms: Atoms, distance: float) -> tuple[int, int, float] | None:
     """The first pair of atoms (periodic images included) closer than ``distance``, as
-    ``(receiver i, sender j, |r_ij|)``, or None. O(N) (a cell list at that radius)."""
+    ``(receiver i, sender j, |r_ij|)``, or None. O(N) (a cell list at ``max(distance, BIN_RADIUS)``)."""
     from mlff.data.neighbors import neighbor_list
 
-    nl = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, distance, backend="matscipy")
+    nl = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, max(distance, BIN_RADIUS), backend="matscipy")
     if not len(nl.receivers):
         return None
-    i, j = int(nl.receivers[0]), int(nl.senders[0])
-    vec = atoms.positions[j] - atoms.positions[i] + nl.shifts[0].numpy() @ atoms.cell.array
-    return i, j, float(np.linalg.norm(vec))
+    vectors = atoms.positions[nl.senders.numpy()] - atoms.positions[nl.receivers.numpy()] \
+        + nl.shifts.numpy() @ atoms.cell.array
+    lengths = np.linalg.norm(vectors, axis=1)
+    close = np.flatnonzero(lengths < distance)
+    if not len(close):
+        return None
+    k = int(close[0])
+    return int(nl.receivers[k]), int(nl.senders[k]), float(lengths[k])
 
 
 def _symbol(z: int) -> str:
