@@ -127,3 +127,16 @@ def test_mixed_cutoffs_cannot_be_batched():
     b = AtomicGraph.from_atoms(molecule("H2O"), cutoff=4.0)
     with pytest.raises(ValueError, match="different cutoffs"):
         collate([a, b])
+
+
+def test_closest_pair_finds_an_overlap_across_the_boundary_among_ordinary_bonds():
+    """The cell list bins at 2 Å (BIN_RADIUS) and filters: bonds of 1-2 Å are not overlaps, an image
+    0.05 Å away across a periodic boundary is, with its true distance."""
+    from mlff.data.validation import closest_pair
+
+    atoms = Atoms("CH3H", positions=[[1.0, 1.0, 10.0], [2.09, 1.0, 10.0], [1.0, 2.5, 10.0], [0.02, 1.0, 10.0],
+                                     [5.99, 1.0, 10.0]],
+                  cell=[6.0, 6.0, 20.0], pbc=[True, True, False])
+    assert closest_pair(atoms[:4], 0.1) is None  # 0.98-1.5 Å bonds only
+    i, j, distance = closest_pair(atoms, 0.1)
+    assert {i, j} == {3, 4} and distance == pytest.approx(0.03)
