@@ -79,17 +79,16 @@ def peak_rss_mib(pid: int | None = None) -> float:
     """The peak resident set size in MiB of this process (or of process ``pid``): ``VmHWM``, which starts
     afresh at ``exec``. (On Linux ``getrusage``'s ``ru_maxrss`` survives ``exec``, so a child started by a
     large parent reports the parent's size; it is the fallback only where ``/proc`` is missing, and only
-    for this process.)"""
+    for this process: another process without a ``/proc`` entry, one that has exited, gives 0.)"""
     try:
         with open(f"/proc/{'self' if pid is None else int(pid)}/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
-        if pid is not None:
-            return 0.0  # a process that has exited but not been reaped holds no memory
-    except OSError:
-        if pid is not None:
-            raise
+    except OSError:  # no /proc, or process pid is gone
+        pass
+    if pid is not None:
+        return 0.0  # a process that has exited (reaped or not) holds no memory
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

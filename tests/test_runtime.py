@@ -31,3 +31,4 @@ def test_a_child_is_listed_and_measured_and_an_exited_one_holds_nothing():
     finally:
         child.kill()
         child.wait()
+    assert peak_rss_mib(child.pid) == 0.0  # reaped: no /proc entry at all

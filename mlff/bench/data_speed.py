@@ -116,12 +116,8 @@ def train_child(path: str, workers: int, steps: int, batch_size: int) -> dict:
     for _ in range(steps):
         trainer.train_on(next(batches))
     seconds = time.perf_counter() - start
-    children = 0.0  # the workers (and multiprocessing's resource tracker), alive until the batches end
-    for pid in child_pids():
-        try:
-            children += peak_rss_mib(pid)
-        except OSError:  # gone meanwhile
-            pass
+    # the workers (and multiprocessing's resource tracker), alive until the batches end
+    children = sum(peak_rss_mib(pid) for pid in child_pids())
     return {"steps_per_s": steps / seconds, "setup_s": setup, "rss_mib": peak_rss_mib(), "children_rss_mib": children}
 
 
