@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,7 +96,21 @@ SOURCES = {".extxyz": XyzSource, ".xyz": XyzSource, ".traj": TrajSource, ".aselm
            ".lmdb": PygLmdbSource}
 
 
-class LazyStructures(Sequence):
+class Frames(Sequence):
+    """A sequence read item by item through ``_item(k)``, ``0 <= k < len``: negative indices count from
+    the end, an index out of range is an IndexError, and a slice selects without reading (a :class:`Subset`)."""
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return Subset(self, range(len(self))[k])
+        return self._item(range(len(self))[k])
+
+    @abstractmethod
+    def _item(self, k: int):
+        """Item ``k``, ``0 <= k < len(self)``."""
+
+
+class LazyStructures(Frames):
     """The frames of ``path`` as labelled structures, read when indexed (see the module docstring)."""
 
     def __init__(self, path, keys: LabelKeys = LabelKeys(), require: Sequence[str] = ("energy",), validate=True):
@@ -125,10 +140,7 @@ class LazyStructures(Sequence):
     def __len__(self) -> int:
         return self._length
 
-    def __getitem__(self, k):
-        if isinstance(k, slice):
-            return Subset(self, range(len(self))[k])
-        k = range(len(self))[k]
+    def _item(self, k: int) -> Atoms:
         where = f"frame {k} of {self.path}"
         atoms = self.source.read(k)
         canonical_labels(atoms, self.keys, self.require, where)
@@ -141,7 +153,7 @@ class LazyStructures(Sequence):
         return {**self.__dict__, "_source": self._source if keep else None, "_pid": self._pid if keep else None}
 
 
-class Concat(Sequence):
+class Concat(Frames):
     """Several sequences one after another."""
 
     def __init__(self, parts: Sequence[Sequence[Atoms]]):
@@ -151,15 +163,12 @@ class Concat(Sequence):
     def __len__(self) -> int:
         return int(self.ends[-1]) if len(self.ends) else 0
 
-    def __getitem__(self, k):
-        if isinstance(k, slice):
-            return Subset(self, range(len(self))[k])
-        k = range(len(self))[k]
+    def _item(self, k: int):
         part = int(np.searchsorted(self.ends, k, side="right"))
         return self.parts[part][k - (int(self.ends[part - 1]) if part else 0)]
 
 
-class Subset(Sequence):
+class Subset(Frames):
     """The items of ``base`` at ``indices``, in that order."""
 
     def __init__(self, base: Sequence[Atoms], indices):
@@ -169,12 +178,15 @@ class Subset(Sequence):
         return len(self.indices)
 
     def __getitem__(self, k):
-        if isinstance(k, slice):
+        if isinstance(k, slice):  # a subset of the base, not of this subset
             return Subset(self.base, self.indices[k])
-        return self.base[int(self.indices[range(len(self))[k]])]
+        return super().__getitem__(k)
+
+    def _item(self, k: int):
+        return self.base[int(self.indices[k])]
 
 
-class Mapped(Sequence):
+class Mapped(Frames):
     """``transform(frame, where)`` applied to each frame of ``base`` as it is read."""
 
     def __init__(self, base: LazyStructures, transform):
@@ -183,8 +195,5 @@ class Mapped(Sequence):
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, k):
-        if isinstance(k, slice):
-            return Subset(self, range(len(self))[k])
-        k = range(len(self))[k]
+    def _item(self, k: int):
         return self.transform(self.base[k], f"frame {k} of {self.base.path}")
