@@ -61,8 +61,10 @@ def _ensemble(words: list[list[str]]) -> tuple[str | None, float | None]:
     for w in fixes:
         if w[3] in THERMOSTATS:
             after = THERMOSTATS[w[3]]
-            target = w[w.index("temp") + 2] if after is None and "temp" in w else (
-                w[4 + after] if after is not None and len(w) > 4 + after else None)
+            if after is None:  # nvt, npt: temp Tstart Tstop Tdamp
+                target = w[w.index("temp") + 2] if "temp" in w else None
+            else:
+                target = w[4 + after] if len(w) > 4 + after else None
             try:
                 return w[3], float(target)
             except (TypeError, ValueError):  # a variable (v_name): no fixed target
