@@ -53,6 +53,9 @@ class DataConfig:
     train: list[str] = field(default_factory=list)  # files; split into train/val/test unless val is given
     val: list[str] | None = None
     test: list[str] | None = None
+    # files added to the training part only, after the split of ``train`` (e.g. hot or rattled frames
+    # that should not enter validation or test)
+    extra_train: list[str] = field(default_factory=list)
     keys: LabelKeys = field(default_factory=LabelKeys)
     split: SplitConfig = field(default_factory=SplitConfig)
     # read frames on demand instead of all at once (extxyz, .traj, .aselmdb, .lmdb): for data larger

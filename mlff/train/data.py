@@ -55,7 +55,10 @@ def load_training_data(cfg: TrainConfig) -> TrainingData:
             val, test, train = list(val), list(test), list(train)
     else:
         val, test = read(d.val), read(d.test or [])
-    metadata = {"train_files": list(d.train), "val_files": d.val, "test_files": d.test, "split": vars(d.split),
+    if d.extra_train:
+        extra = read(d.extra_train)
+        train = Concat([train, extra]) if d.lazy else train + extra
+    metadata = {"train_files": list(d.train), "extra_train_files": list(d.extra_train), "val_files": d.val, "test_files": d.test, "split": vars(d.split),
                 "n_train": len(train), "n_val": len(val), "n_test": len(test), "seed": cfg.seed}
     return TrainingData(train, val, test, metadata, validated=True)  # the readers validate every frame
 

@@ -124,6 +124,23 @@ def test_config_errors_name_the_key(tmp_path, xtb_data):
         load_config(path)
 
 
+@pytest.mark.parametrize("lazy", [False, True], ids=["memory", "lazy"])
+def test_extra_train_files_join_the_training_part_only(tmp_path, xtb_data, lazy):
+    from mlff.data.formats import read_structures, write_structures
+
+    extra = tmp_path / "extra.xyz"
+    write_structures(extra, read_structures(xtb_data)[:3])
+    plain, cfg = config(tmp_path / "plain", xtb_data), config(tmp_path / "extra", xtb_data)
+    plain.data.lazy = cfg.data.lazy = lazy
+    cfg.data.extra_train = [str(extra)]
+    plain, data = load_training_data(plain), load_training_data(cfg)
+    assert len(data.train) == len(plain.train) + 3
+    positions = lambda frames: [a.positions.tolist() for a in frames]  # noqa: E731
+    assert positions(data.val) == positions(plain.val) and positions(data.test) == positions(plain.test)
+    assert positions(list(data.train)[-3:]) == positions(read_structures(extra))
+    assert data.metadata["extra_train_files"] == [str(extra)]
+
+
 def test_short_training_on_xtb_reduces_force_error(tmp_path, xtb_data, caplog):
     """The small preset with the default architecture (the suite's narrower one-block model learns too
     slowly in 40 steps without the attention-logit LayerNorm: measured 3 % against 46 % here)."""
