@@ -22,8 +22,8 @@ Variants file (YAML), each entry a partial training config merged into the base:
     bessel: {model: {options: {radial_basis: bessel}}}
     hot: {data: {extra_train: [ethanol_1500K.xyz]}}   # more training frames (the split stays the same)
 
-A variant's ``data`` may only name ``extra_train`` files, added to the split's training file; the
-validation and test files are the same for every contender.
+A variant's ``data`` may only name ``extra_train`` files (the training config's ``data.extra_train``),
+added to the split's training file; the validation and test files are the same for every contender.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ def variant_config(base: dict, overrides: dict, files: dict[str, Path], output: 
     if extra:
         raise ConfigError(f"variant {name}: data may only give extra_train (the split is the benchmark's), "
                           f"got {', '.join(extra)}")
-    data = {"train": [str(files["train"]), *extra_train], "val": [str(files["val"])], "test": [str(files["test"])]}
+    data = {"train": [str(files["train"])], "val": [str(files["val"])], "test": [str(files["test"])],
+            "extra_train": extra_train}
     keys = base.get("data", {}).get("keys")
     if keys:
         data["keys"] = keys

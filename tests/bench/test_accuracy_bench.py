@@ -42,7 +42,8 @@ def test_variants_merge_into_the_base_and_bad_keys_are_named(tmp_path, files):
     with pytest.raises(ConfigError, match="variant typo: unknown key optim.learning_rate"):
         variant_config(base, {"optim": {"learning_rate": 0.01}}, files, tmp_path / "run", "typo")
     hot = variant_config(base, {"data": {"extra_train": ["hot.xyz"]}}, files, tmp_path / "run", "hot")
-    assert hot.data.train == [str(files["train"]), "hot.xyz"] and hot.data.test == [str(files["test"])]
+    assert hot.data.train == [str(files["train"])] and hot.data.extra_train == ["hot.xyz"]
+    assert hot.data.test == [str(files["test"])]
     with pytest.raises(ConfigError, match="variant leak: data may only give extra_train.*got test"):
         variant_config(base, {"data": {"test": ["other.xyz"]}}, files, tmp_path / "run", "leak")
     bad = tmp_path / "bad.yaml"
