@@ -94,10 +94,7 @@ def base_config(path: str | None) -> dict:
 def variant_config(base: dict, overrides: dict, files: dict[str, Path], output: Path, name: str) -> TrainConfig:
     overrides = dict(overrides)
     extra = dict(overrides.pop("data", None) or {})
-    extra_train = extra.pop("extra_train", [])
-    if not isinstance(extra_train, list):
-        raise ConfigError(f"variant {name}: data.extra_train must be a list of files, got {extra_train!r}")
-    extra_train = [str(f) for f in extra_train]
+    extra_train = extra.pop("extra_train", [])  # the config's type check names anything but a list of files
     if extra:
         raise ConfigError(f"variant {name}: data may only give extra_train (the split is the benchmark's), "
                           f"got {', '.join(extra)}")

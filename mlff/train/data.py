@@ -58,8 +58,9 @@ def load_training_data(cfg: TrainConfig) -> TrainingData:
     if d.extra_train:
         extra = read(d.extra_train)
         train = Concat([train, extra]) if d.lazy else train + extra
-    metadata = {"train_files": list(d.train), "extra_train_files": list(d.extra_train), "val_files": d.val, "test_files": d.test, "split": vars(d.split),
-                "n_train": len(train), "n_val": len(val), "n_test": len(test), "seed": cfg.seed}
+    metadata = {"train_files": list(d.train), "extra_train_files": list(d.extra_train), "val_files": d.val,
+                "test_files": d.test, "split": vars(d.split), "n_train": len(train), "n_val": len(val),
+                "n_test": len(test), "seed": cfg.seed}
     return TrainingData(train, val, test, metadata, validated=True)  # the readers validate every frame
 
 

@@ -44,6 +44,8 @@ def test_variants_merge_into_the_base_and_bad_keys_are_named(tmp_path, files):
     hot = variant_config(base, {"data": {"extra_train": ["hot.xyz"]}}, files, tmp_path / "run", "hot")
     assert hot.data.train == [str(files["train"])] and hot.data.extra_train == ["hot.xyz"]
     assert hot.data.test == [str(files["test"])]
+    with pytest.raises(ConfigError, match="variant one: data.extra_train: expected a list"):
+        variant_config(base, {"data": {"extra_train": "hot.xyz"}}, files, tmp_path / "run", "one")
     with pytest.raises(ConfigError, match="variant leak: data may only give extra_train.*got test"):
         variant_config(base, {"data": {"test": ["other.xyz"]}}, files, tmp_path / "run", "leak")
     bad = tmp_path / "bad.yaml"
