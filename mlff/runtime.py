@@ -7,6 +7,12 @@ threshold with fresh ``mmap`` pages and returns them on ``free``, so every forwa
 page-faults through hundreds of MB of zeroed memory. Keeping freed memory in the heap instead
 removes that cost (measured with ``mlff bench model``: 98-atom slab, 31M preset, energy + forces
 12.5 s -> 9.0 s). The memory stays with the process, which is what a long MD or training run wants.
+
+On large cells that heap fragments: what the forward pass keeps for the backward is interleaved with
+freed temporaries, and the peak doubles (6 912 Cu atoms, co-cu111-emt, float32: 4.4 GB against 2.1 GB
+when every block above 64 KiB is its own mapping). ``low_memory=True`` trades speed for that memory
+(the same call 2.7x slower; 1.8x with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` in the environment,
+which glibc reads only at start-up). It is for systems that do not fit otherwise.
 """
 
 from __future__ import annotations
@@ -20,17 +26,34 @@ import torch
 
 from mlff.errors import ConfigError
 
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
-_done = False
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -2, -3, -4
+_GLIBC_MMAP_MAX = 65536  # glibc's default number of mappings
+_mode: str | None = None
+
+#: mallopt settings of each mode: no mappings and no trimming (fast), or a mapping for every block above
+#: 64 KiB, returned to the system when freed (low memory; a fixed threshold, so glibc cannot raise it)
+_SETTINGS = {
+    "fast": ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**30), (_M_TOP_PAD, 2**28)),
+    "low_memory": ((_M_MMAP_MAX, _GLIBC_MMAP_MAX), (_M_MMAP_THRESHOLD, 2**16), (_M_TRIM_THRESHOLD, 2**30),
+                   (_M_TOP_PAD, 2**28)),
+}
 
 
-def configure_allocator() -> bool:
-    """Tell glibc's malloc to keep freed memory (no mmap for large blocks, no trimming).
+#: the command-line flag's help, shared by the commands that run MD
+LOW_MEMORY_HELP = ("large cells: map every block above 64 KiB on its own, which halves the peak memory and "
+                   "makes each force call about 2x slower (see mlff.runtime)")
+
+
+def configure_allocator(low_memory: bool = False) -> bool:
+    """Tune glibc's malloc for speed (freed memory kept in the heap) or, with ``low_memory``, for the
+    smallest peak (large blocks mapped on their own). Can be called again to switch; best before the
+    first force call, since a heap that has already grown is not given back.
 
     Returns True if applied. A no-op (False) on platforms without glibc.
     """
-    global _done
-    if _done:
+    global _mode
+    mode = "low_memory" if low_memory else "fast"
+    if _mode == mode:
         return True
     if not sys.platform.startswith("linux"):
         return False
@@ -39,11 +62,14 @@ def configure_allocator() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    ok = mallopt(_M_MMAP_MAX, 0) == 1
-    ok &= mallopt(_M_TRIM_THRESHOLD, 2**30) == 1
-    ok &= mallopt(_M_TOP_PAD, 2**28) == 1
-    _done = bool(ok)
-    return _done
+    ok = all(mallopt(option, value) == 1 for option, value in _SETTINGS[mode])
+    _mode = mode if ok else None
+    return ok
+
+
+def allocator_mode() -> str | None:
+    """``"fast"`` or ``"low_memory"``: the mode :func:`configure_allocator` last applied (None: glibc's own)."""
+    return _mode
 
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="co-cu111-emt")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per point")
+    parser.add_argument("--low-memory", action="store_true", help="run mlff lammps with --low-memory")
 
 
 def resized_deck(cells: int, steps: int) -> str:
@@ -54,6 +55,7 @@ def point(cells: int, ranks: int, args) -> dict:
         deck.write_text(resized_deck(cells, args.steps))
         command = [mpirun(), "-np", str(ranks), sys.executable, "-m", "mlff.cli", "lammps", str(deck),
                    "--model", args.model, "--elements", "Cu", "--dtype", args.dtype, "--log", "none"]
+        command += ["--low-memory"] if args.low_memory else []
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         done = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=args.timeout)
     if done.returncode != 0:
@@ -65,7 +67,8 @@ def point(cells: int, ranks: int, args) -> dict:
 
 def main(args) -> int:
     print(f"mlff bench lammps: {DECK.name} resized, {args.model} ({args.dtype}), {args.steps} NVE steps, "
-          "one thread per rank")
+          "one thread per rank"
+          + (", --low-memory" if args.low_memory else ""))
     print(f"{'atoms':>8} {'ranks':>5} {'s/call':>9} {'exchange':>9} {'efficiency':>10}  peak RSS per rank (MiB)")
     for cells in args.cells:
         single = None

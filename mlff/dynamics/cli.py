@@ -7,16 +7,21 @@ import json
 
 from mlff.cli import Command
 from mlff.errors import ConfigError
+from mlff.runtime import LOW_MEMORY_HELP, configure_allocator
 
 
 def _deck_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("deck", help="YAML deck (see md/ for examples)")
     parser.add_argument("--steps", type=int, help="override md.steps or relax.steps")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--low-memory", action="store_true", help=LOW_MEMORY_HELP)
 
 
 def _load(args, kind: str):
     from mlff.dynamics.deck import load_deck
+
+    if args.low_memory:
+        configure_allocator(low_memory=True)
 
     deck = load_deck(args.deck)
     section = getattr(deck, kind)

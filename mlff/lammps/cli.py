@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from mlff.cli import Command
+from mlff.runtime import LOW_MEMORY_HELP, configure_allocator
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,11 +19,14 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--energy-every", type=int, default=10, help="steps between recorded total energies")
     parser.add_argument("--log", default="log.lammps")
     parser.add_argument("--plot", help="MD figure (default: the deck's name with .png; 'none' for no figure)")
+    parser.add_argument("--low-memory", action="store_true", help=LOW_MEMORY_HELP)
 
 
 def _run(args) -> int:
     from mlff.lammps.runner import run_deck
 
+    if args.low_memory:
+        configure_allocator(low_memory=True)
     run = run_deck(args.deck, args.model, args.elements, args.dtype, args.energy_every, args.log)
     summary = run.summary()
     if run.bridge.comm.Get_rank() == 0:

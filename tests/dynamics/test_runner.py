@@ -16,6 +16,7 @@ from mlff.dynamics import load_deck, run_md, run_relax
 from mlff.dynamics.deck import PotentialSpec
 from mlff.dynamics.runner import make_calculator
 from mlff.errors import ConfigError
+from mlff.runtime import allocator_mode, configure_allocator
 from tests.dynamics.decks import TINY, fcc_box, write_deck
 
 DECKS = Path(__file__).resolve().parents[2] / "md"
@@ -138,6 +139,17 @@ def test_cli_md_and_info(tmp_path, checkpoint_file, capsys):
     assert "species      H, C, O" in out and "cutoff       5.0 Å" in out and '"note": "card"' in out
     assert main(["info", "co-cu111-emt"]) == 0  # a shipped potential, by name
     assert "species      C, O, Cu" in capsys.readouterr().out
+
+
+def test_cli_md_low_memory_switches_the_allocator_and_runs(tmp_path, checkpoint_file, capsys):
+    deck = write_deck(tmp_path, md={"steps": 5}, potential={"preset": None, "model": str(checkpoint_file)})
+    try:
+        assert main(["md", str(deck), "--no-progress", "--low-memory"]) == 0
+        assert allocator_mode() == "low_memory"
+        assert "md: 5 steps" in capsys.readouterr().out
+    finally:
+        configure_allocator()  # back to the CLI's default for the rest of the session
+    assert allocator_mode() == "fast"
 
 
 def test_untrained_potential_is_any_registered_model_with_options_and_says_so(caplog):
