@@ -99,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     Errors from bad input (:class:`~mlff.errors.MLFFError`) and from the file system (:class:`OSError`) are printed
     as one line, ``mlff: error: ...``, with exit code 2 and no traceback; so are usage errors.
     """
-    configure_allocator()
     configure_logging()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
         return int(exc.code or 0)
+    configure_allocator(low_memory=getattr(args, "low_memory", False))  # the flag of the commands that run MD
     try:
         requested_backend()  # a bad MLFF_KERNELS fails here, before any work
         return int(args.run(args) or 0)

@@ -7,7 +7,7 @@ import json
 
 from mlff.cli import Command
 from mlff.errors import ConfigError
-from mlff.runtime import LOW_MEMORY_HELP, configure_allocator
+from mlff.runtime import LOW_MEMORY_HELP
 
 
 def _deck_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,9 +19,6 @@ def _deck_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load(args, kind: str):
     from mlff.dynamics.deck import load_deck
-
-    if args.low_memory:
-        configure_allocator(low_memory=True)
 
     deck = load_deck(args.deck)
     section = getattr(deck, kind)

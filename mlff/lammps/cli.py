@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from mlff.cli import Command
-from mlff.runtime import LOW_MEMORY_HELP, configure_allocator
+from mlff.runtime import LOW_MEMORY_HELP
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +25,6 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 def _run(args) -> int:
     from mlff.lammps.runner import run_deck
 
-    if args.low_memory:
-        configure_allocator(low_memory=True)
     run = run_deck(args.deck, args.model, args.elements, args.dtype, args.energy_every, args.log)
     summary = run.summary()
     if run.bridge.comm.Get_rank() == 0:
