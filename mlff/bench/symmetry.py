@@ -55,9 +55,10 @@ def main(args: argparse.Namespace) -> int:
         network = build_network("equiformer_v2", preset=preset, species=[1, 6, 8, 29], **overrides)
         for dtype in (torch.float64, torch.float32):
             model = EnergyModel(network).to(dtype).eval()
+            grid = f"grid {network.config.grid_resolution:>2}" if network.config.uses_grid else "no grid"
             for name, atoms in _systems().items():
                 e_err, f_err, f_max = rotation_errors(model, atoms, dtype, args.rotations)
-                print(f"  {preset:>5} grid {network.config.grid_resolution:>2} {str(dtype)[6:]:>7} {name:>11}: "
+                print(f"  {preset:>5} {grid} {str(dtype)[6:]:>7} {name:>11}: "
                       f"energy {e_err:.1e}  forces {f_err:.1e} (max |F| {f_max:.2f})", flush=True)
     return 0
 

@@ -88,10 +88,17 @@ class EquiformerV2Config:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         if not 0 <= self.mmax <= self.lmax:
             raise ConfigError(f"mmax must be in 0..lmax={self.lmax}, got {self.mmax}")
-        grid_mmax = self.lmax if self.ffn_activation != "gate" else self.mmax if self.edge_activation == "s2" else None
-        if grid_mmax is not None and not (self.grid_resolution > self.lmax and self.grid_resolution > 2 * grid_mmax):
-            raise ConfigError(f"grid_resolution={self.grid_resolution} is too coarse for lmax={self.lmax}: "
-                              f"it must exceed {max(self.lmax, 2 * grid_mmax)}")
+        if self.uses_grid:
+            grid_mmax = self.lmax if self.ffn_activation != "gate" else self.mmax  # the FFN's grid is full
+            if not (self.grid_resolution > self.lmax and self.grid_resolution > 2 * grid_mmax):
+                raise ConfigError(f"grid_resolution={self.grid_resolution} is too coarse for lmax={self.lmax}: "
+                                  f"it must exceed {max(self.lmax, 2 * grid_mmax)}")
+
+    @property
+    def uses_grid(self) -> bool:
+        """Whether any layer samples the sphere grid (``grid_resolution`` applies, and equivariance holds
+        up to its aliasing); with gate activations in the FFN and on the edges it holds exactly."""
+        return self.ffn_activation != "gate" or self.edge_activation == "s2"
 
 
 class TransformerBlock(nn.Module):
