@@ -55,6 +55,19 @@ def test_losses_and_stage_two():
     assert weights_at(cfg, 0.5)[0] == 1 and weights_at(cfg, 0.85)[0] == 100
 
 
+def test_unset_loss_weights_take_the_defaults_of_their_kind():
+    from mlff.train.config import DEFAULT_WEIGHTS
+
+    for kind in ("mse", "mae", "huber"):
+        energy, forces, energy_two, forces_two = DEFAULT_WEIGHTS[kind]
+        cfg = LossConfig(kind=kind, forces_weight=7.0)  # a weight that is set stays as set
+        assert weights_at(cfg, 0.0) == (energy, 7.0, 0.0)
+        assert weights_at(cfg, 1.0) == (energy_two, forces_two, 0.0)
+    assert LossConfig().kind == "mae" and weights_at(LossConfig(), 0.0) == (1.0, 2.0, 0.0)
+    with pytest.raises(ConfigError, match="loss.forces_weight must be >= 0"):
+        LossConfig(forces_weight=-1.0)
+
+
 def test_forces_on_free_atoms_leaves_fixed_atoms_out_of_the_loss():
     from ase.build import molecule
     from ase.constraints import FixAtoms
