@@ -22,14 +22,15 @@ from mlff.models.registry import build_network
 
 @pytest.fixture(scope="module")
 def model():
-    # An untrained network has no short-range repulsion. With EquiformerV2's own norms and this seed its
-    # random surface keeps the atoms apart over the runs below; with the package defaults (rms_norm_sh, no
-    # logit LayerNorm) ethanol's H atoms fall onto their neighbours within 250 Langevin steps. What is
-    # tested here is the driver, so the surface only has to keep the structures intact.
+    # An untrained network has no short-range repulsion. With EquiformerV2's own norms and grid-MLP FFN
+    # and this seed its random surface keeps the atoms apart over the runs below; with rms_norm_sh and no
+    # logit LayerNorm ethanol's H atoms fall onto their neighbours within 250 Langevin steps, and with the
+    # gated FFN ethanol's total energy swings by 0.27 eV in 30 NVE steps of 1 fs. What is tested here is
+    # the driver, so the surface only has to keep the structures intact.
     torch.manual_seed(0)
     network = build_network(preset="small", species=[1, 6, 8, 29], cutoff=4.0, num_layers=1, channels=8,
                             attn_hidden=8, ffn_hidden=8, edge_channels=8, num_basis=8, norm="layer_norm_sh",
-                            attn_alpha_norm="layer_norm")
+                            attn_alpha_norm="layer_norm", ffn_activation="grid_mlp")
     return EnergyModel(network, e0={1: -13.6, 6: -1029.5, 8: -2041.3, 29: -1.7}, scale=3.0).double()
 
 
