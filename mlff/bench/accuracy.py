@@ -12,7 +12,10 @@ same wall-clock budget at the same thread count:
   the same way and trained with ``mace_run_train``.
 
 The table reports the training wall time actually taken (core-minutes = minutes x threads) next to
-the test energy and force MAE, and each variant's force MAE over MACE's. Results are cached per run
+the test energy and force MAE, and each variant's force MAE over MACE's. A time budget is only fair
+on an otherwise idle machine: each calibration's CPU time is compared with its wall time, and a run
+whose calibration got less than ``CONTENDED`` of its threads' CPU (other work shared the cores, so its
+steps or epochs were fewer than the budget allows) is named under the table. Results are cached per run
 in the work folder (a finished run is not repeated), and all rows go to ``results.json``.
 
 Variants file (YAML), each entry a partial training config merged into the base::
@@ -50,6 +53,7 @@ from mlff.train.config import TrainConfig
 
 DEFAULT_MOLECULES = ("ethanol", "malonaldehyde", "uracil")
 RESULT = "result.json"
+CONTENDED = 0.8  # calibration CPU time / (wall time x threads) below which a budget run is flagged
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -112,8 +116,9 @@ def variant_config(base: dict, overrides: dict, files: dict[str, Path], output: 
 
 
 # -------------------------------------------------------------------------------------------- mlff
-def step_seconds(cfg: TrainConfig, steps: int, warmup: int = 2) -> tuple[float, int, int]:
-    """Mean seconds per training step of ``cfg`` (after ``warmup`` steps), parameters, batches per epoch."""
+def step_seconds(cfg: TrainConfig, steps: int, warmup: int = 2) -> tuple[float, int, int, float]:
+    """Mean seconds per training step of ``cfg`` (after ``warmup`` steps), parameters, batches per epoch,
+    and the share of its threads' CPU time the timed steps got (about 1 on an idle machine)."""
     from mlff.runtime import resolve_device
     from mlff.train.data import build_model, load_training_data
     from mlff.train.trainer import Trainer
@@ -125,11 +130,12 @@ def step_seconds(cfg: TrainConfig, steps: int, warmup: int = 2) -> tuple[float, 
     batch = lambda k: order[k * cfg.batch_size:(k + 1) * cfg.batch_size]  # noqa: E731
     for k in range(warmup):
         trainer.train_step(batch(k))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for k in range(warmup, warmup + steps):
         trainer.train_step(batch(k))
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     parameters = sum(p.numel() for p in trainer.model.parameters())
-    return (time.perf_counter() - start) / steps, parameters, trainer.batches_per_epoch
+    return wall / steps, parameters, trainer.batches_per_epoch, cpu / (wall * torch.get_num_threads())
 
 
 def cached(out: Path, compute) -> dict:
@@ -150,14 +156,15 @@ def run_mlff(cfg: TrainConfig, budget: float, threads: int, calibration_steps: i
         from mlff.train.run import train
 
         torch.set_num_threads(threads)
-        seconds, parameters, per_epoch = step_seconds(cfg, calibration_steps)
+        seconds, parameters, per_epoch, share = step_seconds(cfg, calibration_steps)
         cfg.max_steps = steps or max(1, int(budget / seconds))
         cfg.epochs = math.ceil(cfg.max_steps / per_epoch)
         start = time.perf_counter()
         with quiet_training():
             table = train(cfg)
         return {"parameters": parameters, "steps": cfg.max_steps, "epochs": cfg.epochs, "step_seconds": seconds,
-                "train_seconds": time.perf_counter() - start, "threads": threads, "errors": table}
+                "calibration_cpu_share": None if steps else share, "train_seconds": time.perf_counter() - start,
+                "threads": threads, "errors": table}
 
     return cached(Path(cfg.output), compute)
 
@@ -171,8 +178,8 @@ def run_mace(python: str, files: dict[str, Path], out: Path, budget: float, thre
             "--workdir", str(out), "--budget", str(budget), "--threads", str(threads),
             "--batch-size", str(batch_size), "--seed", str(seed)], threads, timeout)
         return {"parameters": peer["parameters"], "steps": None, "epochs": peer["epochs"], "step_seconds": None,
-                "train_seconds": peer["train_seconds"], "threads": threads, "errors": peer["errors"],
-                "what": peer["what"]}
+                "calibration_cpu_share": peer["calibration_cpu_share"], "train_seconds": peer["train_seconds"],
+                "threads": threads, "errors": peer["errors"], "what": peer["what"]}
 
     return cached(out, compute)
 
@@ -257,3 +264,13 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
               f"{r['errors']['val']['force_mae']:>7.1f} {r['errors']['train']['force_mae']:>7.1f} {ratio:>7}")
     print("E MAE in meV/atom, F MAE in meV/Å (test frames unless named); core-min: training wall time x threads, "
           "evaluation included")
+    for r in contended(results):
+        print(f"warning: {r['molecule']} {r['run']}: its calibration got {100 * r['calibration_cpu_share']:.0f} % of "
+              f"its {r['threads']} thread(s)' CPU time (other work shared the cores), so its budget bought fewer "
+              f"{'epochs' if r['steps'] is None else 'steps'} than it allows; rerun it on an idle machine (delete its "
+              "folder) or compare at a step budget (--steps)")
+
+
+def contended(results: list[dict]) -> list[dict]:
+    """The budget runs whose calibration got less than ``CONTENDED`` of their threads' CPU time."""
+    return [r for r in results if (r.get("calibration_cpu_share") or 1.0) < CONTENDED]

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from mlff.bench import peers
-from mlff.bench.accuracy import load_variants, merged, split_files, variant_config
+from mlff.bench.accuracy import contended, load_variants, merged, report, split_files, variant_config
 from mlff.cli import main
 from mlff.data.formats import read_structures
 from mlff.errors import ConfigError
@@ -67,6 +67,7 @@ def test_budget_sets_the_steps_and_finished_runs_are_reused(tmp_path, capfd):
         assert row["steps"] == max(1, int(0.02 * 60 / row["step_seconds"]))
         assert row["epochs"] == -(-row["steps"] // 4)  # 13 frames in batches of 4: 4 batches per epoch
         assert all(row["errors"][split]["force_mae"] > 0 for split in ("train", "val", "test"))
+        assert 0 < row["calibration_cpu_share"] < 1.5  # CPU seconds per wall second and thread
     out = capfd.readouterr().out
     assert "tiny_lr" in out and "F/MACE" in out
     assert main(argv) == 0  # cached: the same rows without training again
@@ -82,6 +83,21 @@ def test_a_step_budget_gives_every_variant_those_steps(tmp_path, capfd):
     (row,) = json.loads((tmp_path / "bench" / "results.json").read_text())
     assert row["steps"] == 3 and row["epochs"] == 1
     assert "3 steps per mlff run" in capfd.readouterr().out
+    assert row["calibration_cpu_share"] is None  # a step budget does not depend on the calibration
+
+
+def test_runs_whose_calibration_shared_the_cpu_are_named(capfd):
+    errors = {split: {"energy_mae": 0.1, "force_mae": 5.0} for split in ("train", "val", "test")}
+    rows = [{"molecule": "ethanol", "run": run, "parameters": 10, "steps": steps, "epochs": 3, "train_seconds": 60.0,
+             "threads": 1, "errors": errors, **({} if share == "absent" else {"calibration_cpu_share": share})}
+            for run, steps, share in (("idle", 100, 0.97), ("shared", 100, 0.45), ("MACE", None, 0.6),
+                                      ("cached_before", 100, "absent"), ("step_budget", 100, None))]
+    assert [r["run"] for r in contended(rows)] == ["shared", "MACE"]
+    report(rows, argparse.Namespace(steps=None, budget=24.0, threads=1, frames=1300, val=100, test=200, seed=1))
+    warnings = [line for line in capfd.readouterr().out.splitlines() if line.startswith("warning")]
+    assert len(warnings) == 2
+    assert "ethanol shared: its calibration got 45 % of its 1 thread(s)' CPU time" in warnings[0]
+    assert "fewer steps" in warnings[0] and "fewer epochs" in warnings[1] and "--steps" in warnings[1]
 
 
 def test_bad_arguments_are_named(tmp_path, capfd):
@@ -102,5 +118,6 @@ def test_mace_trains_on_the_same_files(tmp_path, files):
 
     result = run_mace(str(MACE), files, tmp_path / "mace", budget=5.0, threads=1, batch_size=4, seed=0, timeout=600)
     assert result["epochs"] >= 2 and result["parameters"] > 0
+    assert 0 < result["calibration_cpu_share"] < 1.5
     assert set(result["errors"]) == {"train", "val", "test"}
     assert all(result["errors"][split]["force_mae"] > 0 for split in result["errors"])

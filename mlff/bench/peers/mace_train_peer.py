@@ -12,14 +12,15 @@ set (``--E0s average``), like mlff's ``e0: fit``.
 The budget is in seconds of wall time for the training run at ``--threads``. MACE counts in epochs,
 so a calibration run of 2 epochs is timed first: the time between its two epoch-end log lines is
 one epoch, and the real run gets ``floor(budget / epoch)`` epochs (at least 2). ``--epochs N``
-skips the calibration.
+skips the calibration. The calibration's CPU time over its wall time and threads
+(``calibration_cpu_share``, about 1 on an idle machine) says whether other work slowed it.
 
 The errors are those of the model MACE saves (the stage-two model when there is one), evaluated
 here with ``MACECalculator`` on every frame of the train, validation and test files: energy MAE and
 RMSE per atom (meV/atom) and force MAE and RMSE per component (meV/Å), as mlff reports them.
 
 Prints exactly one line of JSON on stdout:
-    {"what", "epochs", "epoch_seconds", "calibration_seconds", "train_seconds", "parameters",
+    {"what", "epochs", "epoch_seconds", "calibration_seconds", "calibration_cpu_share", "train_seconds", "parameters",
      "errors": {"train": {...}, "val": {...}, "test": {...}}}
 Everything else goes to stderr. On failure: a message on stderr's last line and exit status 1.
 """
@@ -32,6 +33,7 @@ import importlib
 import math
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -92,19 +94,25 @@ def train_command(args, files: dict, workdir: Path, epochs: int) -> list[str]:
     ]
 
 
-def run_training(args, files: dict, workdir: Path, epochs: int) -> float:
-    """Run ``mace_run_train``; return its wall time. Its output goes to ``workdir/train.out``."""
+def run_training(args, files: dict, workdir: Path, epochs: int) -> tuple[float, float]:
+    """Run ``mace_run_train``; return its wall time and CPU time. Its output goes to ``workdir/train.out``."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), child_cpu_seconds()
     with open(workdir / "train.out", "w") as out:
         done = subprocess.run(train_command(args, files, workdir, epochs), stdout=out, stderr=subprocess.STDOUT,
                               env=env, cwd=workdir)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, child_cpu_seconds() - cpu
     if done.returncode != 0:
         tail = (workdir / "train.out").read_text().strip().splitlines()[-3:]
         raise RuntimeError(f"mace_run_train failed (exit {done.returncode}): {' | '.join(tail)}")
-    return seconds
+    return seconds, cpu
+
+
+def child_cpu_seconds() -> float:
+    """User + system CPU time of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def epoch_seconds(workdir: Path, fallback: float) -> float:
@@ -148,13 +156,14 @@ def run(args: argparse.Namespace) -> dict:
     counts = {name: relabel(getattr(args, name), files[name]) for name in files}
     print(f"mace_train_peer: {counts} frames, {args.threads} threads", file=sys.stderr)
 
-    calibration, per_epoch, epochs = 0.0, None, args.epochs
+    calibration, per_epoch, epochs, share = 0.0, None, args.epochs, None
     if epochs is None:
-        calibration = run_training(args, files, work / "calibration", 2)
+        calibration, cpu = run_training(args, files, work / "calibration", 2)
+        share = cpu / (calibration * args.threads)
         per_epoch = epoch_seconds(work / "calibration", calibration / 2)
         epochs = max(2, int(args.budget // per_epoch))
         print(f"mace_train_peer: {per_epoch:.1f} s per epoch -> {epochs} epochs", file=sys.stderr)
-    seconds = run_training(args, files, work / "run", epochs)
+    seconds, _ = run_training(args, files, work / "run", epochs)
     models = work / "run"
     model_path = models / "mace_stagetwo.model"
     if not model_path.is_file():
@@ -163,7 +172,7 @@ def run(args: argparse.Namespace) -> dict:
     table = {split: errors(model_path, files[name]) for split, name in
              (("train", "train"), ("val", "valid"), ("test", "test"))}
     return {"what": WHAT, "epochs": epochs, "epoch_seconds": per_epoch, "calibration_seconds": calibration,
-            "train_seconds": seconds, "parameters": int(parameters), "errors": table}
+            "calibration_cpu_share": share, "train_seconds": seconds, "parameters": int(parameters), "errors": table}
 
 
 def main(argv=None) -> int:
