@@ -8,8 +8,9 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,12 +72,38 @@ def train_variant(base: TrainConfig, name: str, workdir: Path, threads: int | No
 
 def in_processes(calls: list[tuple], jobs: int) -> list:
     """``fn(*args, **kwargs)`` for each ``(fn, args, kwargs)`` of ``calls``, in order: inline when ``jobs``
-    is 1, else ``jobs`` at a time in separate (spawned) processes."""
+    is 1, else ``jobs`` at a time in separate (spawned) processes.
+
+    Stopping this process (SIGTERM, Ctrl-C) stops the workers too, and they stop what they started
+    (:func:`mlff.bench.peers.run_script` takes its peer's process group along): a run left behind would
+    otherwise go on for hours and store its result where a restarted benchmark reuses it."""
     if jobs <= 1:
         return [fn(*args, **kwargs) for fn, args, kwargs in calls]
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(fn, *args, **kwargs) for fn, args, kwargs in calls]
-        return [future.result() for future in futures]
+    with exit_on_sigterm(), multiprocessing.get_context("spawn").Pool(jobs, initializer=exit_on_sigterm_always) as pool:
+        pending = [pool.apply_async(fn, args, kwargs) for fn, args, kwargs in calls]
+        return [result.get() for result in pending]  # leaving the block terminates the workers
+
+
+def _exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def exit_on_sigterm_always() -> None:
+    """SIGTERM raises ``SystemExit`` (so ``finally`` blocks and ``with`` exits run) in this process."""
+    signal.signal(signal.SIGTERM, _exit)
+
+
+@contextmanager
+def exit_on_sigterm():
+    """:func:`exit_on_sigterm_always` for the duration of the block (in the main thread, where signals land)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_all(base: TrainConfig, workdir: Path, runs: dict[str, dict], jobs: int) -> dict[str, dict]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -64,15 +65,24 @@ def run(peer: str, args: argparse.Namespace, atoms, preset: str) -> dict:
 
 def run_script(python, script: str, arguments: list[str], threads: int, timeout: float) -> dict:
     """Run the runner ``script`` of this folder under the peer's ``python`` on ``threads`` OpenMP threads;
-    its one JSON line, or a :class:`PeerError` with the last line of its stderr."""
+    its one JSON line, or a :class:`PeerError` with the last line of its stderr.
+
+    The runner gets a process group of its own; on a timeout, or when this process is stopped while it
+    runs, the whole group is killed, with whatever the runner started (``mace_run_train``)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    done = subprocess.run([str(python), str(HERE / script), *arguments], capture_output=True, text=True, env=env,
-                          timeout=timeout)
-    if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1:] or ["no message"]
-        raise PeerError(f"{script}: exit status {done.returncode}: {tail[0]}")
+    with subprocess.Popen([str(python), str(HERE / script), *arguments], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env, start_new_session=True) as runner:
+        try:
+            stdout, stderr = runner.communicate(timeout=timeout)
+        except BaseException:  # the timeout, SIGTERM (as SystemExit), Ctrl-C
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait()
+            raise
+    if runner.returncode != 0:
+        tail = stderr.strip().splitlines()[-1:] or ["no message"]
+        raise PeerError(f"{script}: exit status {runner.returncode}: {tail[0]}")
     try:
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        return json.loads(stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError) as error:
         raise PeerError(f"{script}: no JSON result on stdout ({error})") from None
 
