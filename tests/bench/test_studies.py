@@ -1,7 +1,6 @@
 """Stopping a benchmark stops everything it started: its worker processes and the peers' runners with
 their own children (a run left behind would finish later and store a result a restart reuses)."""
 
-import os
 import signal
 import subprocess
 import sys

@@ -20,8 +20,8 @@ here with ``MACECalculator`` on every frame of the train, validation and test fi
 RMSE per atom (meV/atom) and force MAE and RMSE per component (meV/Å), as mlff reports them.
 
 Prints exactly one line of JSON on stdout:
-    {"what", "epochs", "epoch_seconds", "calibration_seconds", "calibration_cpu_share", "train_seconds", "parameters",
-     "errors": {"train": {...}, "val": {...}, "test": {...}}}
+    {"what", "epochs", "epoch_seconds", "calibration_seconds", "calibration_cpu_share", "train_seconds",
+     "parameters", "errors": {"train": {...}, "val": {...}, "test": {...}}}
 Everything else goes to stderr. On failure: a message on stderr's last line and exit status 1.
 """
 
