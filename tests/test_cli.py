@@ -53,6 +53,16 @@ def test_oc20_splits_frames_between_md_and_relaxation(tmp_path, capsys):
     assert [f.info["source"] for f in frames] == ["md", "md", "relax", "relax"]
     assert frames[0].info["system"] == "CO/Cu(111)" and len(frames[0]) == 14
     assert set(get_labels(frames[0])) == {"energy", "forces", "stress"}
+    assert "site" not in frames[2].info  # paths start from the built site unless asked
+
+
+def test_oc20_relaxation_paths_from_every_site(tmp_path):
+    path = tmp_path / "co_cu111.xyz"
+    argv = [*OC20, "--frames", "8", "--relax-fraction", "0.5", "--relax-paths", "4", "--relax-sites", "all",
+            "--lift", "0.3", "--no-progress", "-o", str(path)]
+    assert main(argv) == 0
+    relax = [f for f in read(path, ":") if f.info["source"] == "relax"]
+    assert [f.info["site"] for f in relax] == ["ontop", "bridge", "fcc", "hcp"]
 
 
 @pytest.mark.parametrize(
@@ -65,6 +75,7 @@ def test_oc20_splits_frames_between_md_and_relaxation(tmp_path, capsys):
         (["data", "generate", "oc20", "--metal", "Fe"], "unknown metal 'Fe'"),
         (["data", "generate", "oc20", "--adsorbate", "XeF6"], "unknown adsorbate 'XeF6'"),
         (["data", "generate", "oc20", "--relax-fraction", "2"], "--relax-fraction must be in [0, 1]"),
+        (["data", "generate", "oc20", "--lift", "-1"], "rattle and lift must be >= 0"),
         (["data", "generate", "md17", "--molecule", "ethanol", "--frames", "0"], "n_frames must be >= 1"),
     ],
 )

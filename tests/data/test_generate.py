@@ -109,6 +109,23 @@ def test_oc20_sources_and_metadata(co_cu111):
     assert all("temperature" not in f.info for f in relax)
 
 
+def test_oc20_relaxation_paths_start_from_every_site_lifted():
+    frames = generate_oc20("Cu", "111", "CO", n_md=0, n_relax=4, n_relax_paths=4, relax_sites="all", lift=0.5,
+                           rattle=0.0, max_relax_steps=12, seed=0, progress=False)
+    assert [f.info["site"] for f in frames] == ["ontop", "bridge", "fcc", "hcp"]
+    lifts = []
+    for frame in frames:  # one frame per path: its start, the adsorbate above its site and raised rigidly
+        assert frame.info["step"] == 0
+        built, _ = build_slab("Cu", "111", "CO", site=frame.info["site"])
+        shift = frame.positions - built.positions
+        adsorbate = frame.get_tags() == 2
+        np.testing.assert_allclose(shift[~adsorbate], 0.0, atol=1e-12)
+        np.testing.assert_allclose(shift[adsorbate, :2], 0.0, atol=1e-12)
+        assert np.ptp(shift[adsorbate, 2]) < 1e-12
+        lifts.append(shift[adsorbate, 2][0])
+    assert 0 <= min(lifts) and max(lifts) <= 0.5 and np.ptp(lifts) > 1e-3  # a draw per path
+
+
 def test_oc20_labels_match_a_fresh_emt_single_point(co_cu111):
     for frame in (co_cu111[1], co_cu111[-1]):
         labels = get_labels(frame)
@@ -225,6 +242,8 @@ def test_unknown_system_is_a_clear_error(kwargs, message):
         lambda: iter_oc20(n_md=0, n_relax=0),
         lambda: iter_oc20(fixed_layers=4),
         lambda: iter_oc20(optimizer="newton"),
+        lambda: iter_oc20(lift=-0.1),
+        lambda: iter_oc20(relax_sites="random"),
     ],
 )
 def test_bad_settings_are_config_errors(call):

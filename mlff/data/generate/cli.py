@@ -57,6 +57,11 @@ def _oc20_arguments(parser: argparse.ArgumentParser) -> None:
     relax = parser.add_argument_group("relaxation paths")
     relax.add_argument("--relax-paths", type=int, default=5, help="rattled relaxations (default: 5)")
     relax.add_argument("--rattle", type=float, default=0.1, help="Gaussian rattle in Å (default: 0.1)")
+    relax.add_argument("--relax-sites", default="built", choices=("built", "all"),
+                       help="start every path from the built site, or from each site of the facet in turn "
+                            "(default: built)")
+    relax.add_argument("--lift", type=float, default=0.0,
+                       help="raise the adsorbate of each start by up to this, Å (default: 0)")
     relax.add_argument("--optimizer", default="LBFGS", choices=tuple(OPTIMIZERS), help="(default: LBFGS)")
     relax.add_argument("--fmax", type=float, default=0.05, help="convergence in eV/Å (default: 0.05)")
     relax.add_argument("--max-relax-steps", type=int, default=300, help="per path (default: 300)")
@@ -123,8 +128,9 @@ def _run_oc20(args: argparse.Namespace) -> int:
     frames = iter_oc20(
         args.metal, args.facet, args.adsorbate, n_md=args.frames - n_relax, n_relax=n_relax,
         n_relax_paths=args.relax_paths, rattle=args.rattle, optimizer=args.optimizer, fmax=args.fmax,
-        max_relax_steps=args.max_relax_steps, site=args.site, size=tuple(args.size), layers=args.layers,
-        fixed_layers=args.fixed_layers, vacuum=args.vacuum, **_md_settings(args),
+        max_relax_steps=args.max_relax_steps, relax_sites=args.relax_sites, lift=args.lift, site=args.site,
+        size=tuple(args.size), layers=args.layers, fixed_layers=args.fixed_layers, vacuum=args.vacuum,
+        **_md_settings(args),
     )
     return _write(frames, args.output)
 

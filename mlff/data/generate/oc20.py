@@ -1,7 +1,8 @@
 """OC20-style reference data: an adsorbate on an fcc(111)/(100) slab under ASE's EMT.
 
 Frames come from two samplers: Langevin MD of the whole system, and relaxation paths (the freshly
-built structure rattled with a seeded rng, relaxed with an ASE optimizer, frames kept along the way).
+built structure, or the adsorbate on each site in turn and lifted, rattled with a seeded rng, relaxed
+with an ASE optimizer, frames kept along the way).
 Tags follow OC20: 0 fixed sub-surface slab atoms, 1 free surface atoms, 2 adsorbate atoms.
 """
 
@@ -168,15 +169,25 @@ def _evenly(frames: list[Atoms], k: int) -> list[Atoms]:
     return [frames[i] for i in np.linspace(0, len(frames) - 1, k).round().astype(int)]
 
 
-def _relax_frames(slab, n_frames, n_paths, rattle, optimizer, fmax, max_steps, seed, info):
-    """``n_frames`` frames from rattled relaxation paths; short paths leave their share to later ones."""
+def _relax_start(slab_options, site, lift, rattle, rng) -> Atoms:
+    """The built structure with the adsorbate at ``site`` (None: the built one), lifted by a uniform draw
+    in [0, ``lift``] Å, and every free atom rattled by a Gaussian of ``rattle`` Å."""
+    atoms, _ = build_slab(**{**slab_options, **({"site": site} if site else {})})
+    atoms.positions[atoms.get_tags() == 2, 2] += rng.uniform(0, lift) if lift else 0.0
+    atoms.rattle(stdev=rattle, rng=rng)
+    return atoms
+
+
+def _relax_frames(slab_options, sites, lift, n_frames, n_paths, rattle, optimizer, fmax, max_steps, seed, info):
+    """``n_frames`` frames from rattled relaxation paths (path ``k`` from ``sites[k % len(sites)]``); short
+    paths leave their share to later ones."""
     path = 0
     while n_frames > 0:
         quota = math.ceil(n_frames / max(n_paths - path, 1))
-        atoms = slab.copy()
-        atoms.rattle(stdev=rattle, rng=np.random.default_rng([seed, 1, path]))
+        site = sites[path % len(sites)]
+        atoms = _relax_start(slab_options, site, lift, rattle, np.random.default_rng([seed, 1, path]))
         atoms.calc = EMT()
-        meta = {**info, "source": "relax", "path": path}
+        meta = {**info, "source": "relax", "path": path, **({"site": site} if site else {})}
         kept = _evenly(relax_path(atoms, optimizer, fmax, max_steps, meta), quota)
         yield from kept
         n_frames -= len(kept)
@@ -199,6 +210,8 @@ def iter_oc20(
     optimizer: str = "LBFGS",
     fmax: float = 0.05,
     max_relax_steps: int = 300,
+    relax_sites: str = "built",
+    lift: float = 0.0,
     seed: int = 0,
     progress: bool = True,
     **slab_options,
@@ -209,7 +222,10 @@ def iter_oc20(
     Langevin at ``temperature`` K, ``timestep`` fs, ``friction`` 1/fs, a frame every ``interval``
     steps after ``equilibration`` steps. Relaxation: ``n_relax_paths`` paths, each from the built
     structure with free atoms rattled by a Gaussian of ``rattle`` Å, relaxed with ``optimizer`` to
-    ``fmax`` eV/Å (at most ``max_relax_steps`` steps), frames spread evenly along each path. Every
+    ``fmax`` eV/Å (at most ``max_relax_steps`` steps), frames spread evenly along each path. With
+    ``relax_sites="all"`` the paths start from the facet's sites in turn (ontop, bridge, fcc, hcp on
+    (111)) instead of the built one, and ``lift`` > 0 raises the adsorbate of each start by a uniform draw
+    in [0, ``lift``] Å: relaxations from the starts a user gives, not only near the minimum. Every
     frame has energy, forces (raw, fixed atoms included) and stress; all randomness comes from
     ``seed``. Arguments are checked at call time; the sampling runs as the iterator is consumed.
     """
@@ -221,8 +237,9 @@ def iter_oc20(
     check_count("max_relax_steps", max_relax_steps)
     check_md_settings(temperature, timestep, interval, equilibration, friction)
     optimizer = lookup("optimizer", optimizer, OPTIMIZERS)
-    if rattle < 0 or fmax <= 0:
-        raise ConfigError(f"rattle must be >= 0 Å and fmax > 0 eV/Å, got {rattle} and {fmax}")
+    if rattle < 0 or lift < 0 or fmax <= 0:
+        raise ConfigError(f"rattle and lift must be >= 0 Å and fmax > 0 eV/Å, got {rattle}, {lift} and {fmax}")
+    relax_sites = lookup("relax_sites", relax_sites, ("built", "all"))
     slab, name = build_slab(metal, facet, adsorbate, **slab_options)
     # the clean slab's energy, for adsorption-energy targets (mlff.data.adsorption)
     info = {"method": METHOD, "system": name, "seed": seed,
@@ -243,7 +260,12 @@ def iter_oc20(
             info=info,
             stress=True,
         )
-    relax = _relax_frames(slab, n_relax, n_relax_paths, rattle, optimizer, fmax, max_relax_steps, seed, info)
+    slab_options = {**slab_options, "metal": metal, "facet": facet, "adsorbate": adsorbate}
+    sites = (None,)  # the built site
+    if relax_sites == "all":
+        sites = FACETS[lookup("facet", str(facet).lower().removeprefix("fcc"), FACETS)][1]
+    relax = _relax_frames(slab_options, sites, lift, n_relax, n_relax_paths, rattle, optimizer, fmax,
+                          max_relax_steps, seed, info)
     return with_progress(itertools.chain(md, relax), n_md + n_relax, f"{name} {METHOD}", progress)
 
 
