@@ -55,6 +55,11 @@ ADSORBATES = {
 HEIGHTS = {"ontop": 1.9, "bridge": 1.6, "fcc": 1.2, "hcp": 1.2, "hollow": 1.2}  # Å above the surface
 
 
+def facet_key(facet) -> str:
+    """The key of :data:`FACETS` that ``facet`` names ("111", "fcc111", 111, ...), or a DataError."""
+    return lookup("facet", str(facet).lower().removeprefix("fcc"), FACETS)
+
+
 @functools.cache
 def emt_lattice_constant(metal: str) -> float:
     """The fcc lattice constant (Å) at which EMT's bulk stress vanishes (found by root search)."""
@@ -85,7 +90,7 @@ def build_slab(
     ``site`` defaults to the adsorbate's preferred site (``fcc`` stands for ``hollow`` on (111)).
     """
     metal = lookup("metal", metal, METALS)
-    facet = lookup("facet", str(facet).lower().removeprefix("fcc"), FACETS)
+    facet = facet_key(facet)
     builder, sites = FACETS[facet]
     adsorbate = lookup("adsorbate", adsorbate, ADSORBATES)
     formula, positions, preferred = ADSORBATES[adsorbate]
@@ -125,7 +130,7 @@ def clean_slab_energy(metal: str = "Cu", facet: str = "111", size: tuple[int, in
 def _clean_slab_energy(metal: str, facet: str, size: tuple[int, int], layers: int, fixed_layers: int,
                        vacuum: float) -> float:
     metal = lookup("metal", metal, METALS)
-    facet = lookup("facet", str(facet).lower().removeprefix("fcc"), FACETS)
+    facet = facet_key(facet)
     slab = FACETS[facet][0](metal, size=(*size, layers), a=emt_lattice_constant(metal), vacuum=vacuum)
     slab.set_constraint(FixAtoms(mask=slab.get_tags() > layers - fixed_layers))
     slab.calc = EMT()
@@ -173,6 +178,7 @@ def _relax_start(slab_options, site, lift, rattle, rng) -> Atoms:
     """The built structure with the adsorbate at ``site`` (None: the built one), lifted by a uniform draw
     in [0, ``lift``] Å, and every free atom rattled by a Gaussian of ``rattle`` Å."""
     atoms, _ = build_slab(**{**slab_options, **({"site": site} if site else {})})
+    # no draw without a lift, so that the rattle of a seeded path is what it was before lifts existed
     atoms.positions[atoms.get_tags() == 2, 2] += rng.uniform(0, lift) if lift else 0.0
     atoms.rattle(stdev=rattle, rng=rng)
     return atoms
@@ -263,7 +269,7 @@ def iter_oc20(
     slab_options = {**slab_options, "metal": metal, "facet": facet, "adsorbate": adsorbate}
     sites = (None,)  # the built site
     if relax_sites == "all":
-        sites = FACETS[lookup("facet", str(facet).lower().removeprefix("fcc"), FACETS)][1]
+        sites = FACETS[facet_key(facet)][1]
     relax = _relax_frames(slab_options, sites, lift, n_relax, n_relax_paths, rattle, optimizer, fmax,
                           max_relax_steps, seed, info)
     return with_progress(itertools.chain(md, relax), n_md + n_relax, f"{name} {METHOD}", progress)

@@ -17,7 +17,7 @@ from ase import Atoms
 from ase.calculators.emt import EMT
 
 from mlff.data.generate.common import check_count, labelled_frame, lookup, with_progress
-from mlff.data.generate.oc20 import FACETS, METHOD, OPTIMIZERS, build_slab
+from mlff.data.generate.oc20 import FACETS, METHOD, OPTIMIZERS, build_slab, facet_key
 from mlff.errors import ConfigError, DataError
 
 
@@ -43,7 +43,7 @@ def iter_relaxations(
     if rattle < 0 or lift < 0 or fmax <= 0:
         raise ConfigError(f"rattle and lift must be >= 0 Å and fmax > 0 eV/Å, got {rattle}, {lift} and {fmax}")
     optimizer = lookup("optimizer", optimizer, OPTIMIZERS)
-    _, sites = FACETS[lookup("facet", str(facet).lower().removeprefix("fcc"), FACETS)]
+    _, sites = FACETS[facet_key(facet)]
     systems = list(itertools.product(metals, adsorbates, range(per_system)))
     for metal, adsorbate, _ in systems:  # every name checked before the first relaxation
         build_slab(metal, facet, adsorbate, **slab_options)
