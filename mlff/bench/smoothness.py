@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.emt import EMT
 
 from mlff.calculator import MLFFCalculator
-from mlff.data.generate.md17 import serial_openmp, xtb_calculator
+from mlff.data.generate.md17 import serial_openmp
+from mlff.data.generate.methods import reference_calculator
 from mlff.data.generate.molecules import load_molecule
 from mlff.errors import ConfigError
 from mlff.testing.checks import work_residual
@@ -86,14 +86,6 @@ def bonds(atoms: Atoms, pairs: list[str] | None) -> list[tuple[int, int]]:
     if hydrogens:
         return [(int(np.argmin(distances[h])), h) for h in hydrogens]
     return [(0, int(np.argmin(distances[0])))]
-
-
-def reference_calculator(name: str):
-    if name == "xtb":
-        return xtb_calculator()
-    if name == "emt":
-        return EMT()
-    raise ConfigError(f"reference must be 'xtb' or 'emt', got {name!r}")
 
 
 def main(args: argparse.Namespace) -> int:

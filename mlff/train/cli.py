@@ -35,6 +35,10 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
     relax.add_argument("--relax-steps", type=int, default=300, help="FIRE steps at most (default: 300)")
     relax.add_argument("--one-at-a-time", action="store_true",
                        help="relax with ASE's FIRE one structure at a time instead of all in one batch")
+    relax.add_argument("--check-method", action="store_true",
+                       help="also relax with the method that labelled the data (its frames' info 'method': EMT or "
+                            "GFN2-xTB) by the same FIRE, score against that, and evaluate it at the model's end "
+                            "points (energy error, forces, spurious minima)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
 
@@ -63,13 +67,17 @@ def _eval(args) -> int:
             print(f"  {format_s2ef(evaluate_s2ef(model, structures, 16, device, dtype))}")
         if args.relax:
             from mlff.calculator import MLFFCalculator
-            from mlff.data.generate.relaxations import relaxation_pairs
-            from mlff.train.relaxation_eval import evaluate_relaxations, format_relaxations
+            from mlff.data.generate.relaxations import labelling_method, relaxation_pairs
+            from mlff.train.relaxation_eval import evaluate_relaxations, format_relaxations, optimizer_note
 
             pairs = relaxation_pairs(structures, where=str(path))
+            method = labelling_method(pairs, str(path)) if args.check_method else None
             metrics = evaluate_relaxations(MLFFCalculator(model), pairs, args.fmax, args.relax_steps,
-                                           batched=not args.one_at_a_time)
+                                           batched=not args.one_at_a_time, method=method)
             print(f"  {format_relaxations(metrics, 'one at a time' if args.one_at_a_time else 'batched')}")
+            note = optimizer_note(pairs, args.fmax)
+            if note and not args.check_method:
+                print(f"  ({note})")
         if args.parity:
             parity_plots(model, structures, args.parity, device, dtype, split=str(path),
                          caption=f"mlff eval {args.model} {path}")

@@ -3,7 +3,7 @@
 Each relaxation starts from :func:`~mlff.data.generate.oc20.build_slab` with the adsorbate on a site
 drawn at random, lifted by up to ``lift`` Å, and every free atom rattled by ``rattle`` Å; it is
 relaxed with an ASE optimizer to ``fmax``. It gives two labelled frames with the same ``relax_id``:
-``stage: initial`` and ``stage: relaxed`` (with the optimizer's ``steps`` and ``converged``), so one
+``stage: initial`` and ``stage: relaxed`` (with the ``optimizer``, its ``fmax``, ``steps`` and ``converged``), so one
 file holds the initial structures and their references. :func:`relaxation_pairs` reads them back.
 """
 
@@ -61,7 +61,8 @@ def iter_relaxations(
             yield labelled_frame(atoms, {**info, "stage": "initial"}, stress=False)
             opt = OPTIMIZERS[optimizer](atoms, logfile=None)
             converged = bool(opt.run(fmax=fmax, steps=max_steps))
-            yield labelled_frame(atoms, {**info, "stage": "relaxed", "steps": opt.nsteps, "converged": converged})
+            yield labelled_frame(atoms, {**info, "stage": "relaxed", "steps": opt.nsteps, "converged": converged,
+                                         "optimizer": optimizer, "fmax": fmax})
 
     return with_progress(relaxations(), 2 * len(systems), f"relaxations {METHOD}", progress)
 
@@ -88,3 +89,12 @@ def relaxation_pairs(structures: Sequence[Atoms], where: str = "the data") -> li
             raise DataError(f"{where}: relaxation {relax_id}: the initial and relaxed frames have different atoms")
         pairs.append((pair["initial"], pair["relaxed"]))
     return pairs
+
+
+def labelling_method(pairs: Sequence[tuple[Atoms, Atoms]], where: str = "the data") -> str:
+    """The one ``info['method']`` that labelled every frame of ``pairs``; a DataError if it is missing or mixed."""
+    methods = {atoms.info.get("method") for pair in pairs for atoms in pair}
+    if len(methods) != 1 or None in methods:
+        raise DataError(f"{where}: the relaxation frames need one labelling method in info 'method', "
+                        f"got {sorted(map(str, methods))}")
+    return methods.pop()
