@@ -41,13 +41,6 @@ def structures():
     return [ethanol(), stretched, copper, bigger]
 
 
-@pytest.fixture(scope="module")
-def models():
-    eager = tiny_model()
-    compiled = tiny_model().set_compiled(True)
-    return eager, compiled
-
-
 def test_compiled_model_equals_eager_and_compiles_once_for_every_size():
     eager, compiled = tiny_model(), tiny_model().set_compiled(True)
     graphs = [AtomicGraph.from_atoms(a, eager.cutoff, dtype=torch.float64) for a in structures()]
