@@ -10,10 +10,12 @@ from ase.optimize import FIRE
 
 from mlff.calculator import MLFFCalculator
 from mlff.cli import main
+from mlff.data.generate.oc20 import build_slab
 from mlff.data.generate.relaxations import iter_relaxations, labelling_method, relaxation_pairs
 from mlff.errors import DataError
 from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import build_network
+from mlff.train.oc20_metrics import free_mask
 from mlff.train.relaxation_eval import SPURIOUS_GAIN, evaluate_relaxations, optimizer_note
 
 
@@ -32,6 +34,17 @@ def test_each_relaxation_gives_an_initial_and_a_converged_relaxed_frame(frames):
         assert relaxed.get_potential_energy() < initial.get_potential_energy()
         assert (relaxed.info["optimizer"], relaxed.info["fmax"]) == ("LBFGS", 0.02)
     assert [p[0].info["system"] for p in pairs] == ["O/Cu(111)", "O/Pt(111)"]
+
+
+def test_starts_are_lifted_and_rattled_at_a_recorded_site_with_the_fixed_layers_in_place(frames):
+    for (initial, _), metal in zip(relaxation_pairs(frames), ("Cu", "Pt")):
+        built, _ = build_slab(metal, "111", "O", site=initial.info["site"], size=(2, 2), layers=3)
+        fixed, adsorbate = ~free_mask(built), built.get_tags() == 2
+        np.testing.assert_array_equal(initial.positions[fixed], built.positions[fixed])
+        height = initial.positions[adsorbate, 2] - built.positions[adsorbate, 2]
+        assert -0.4 < height.min() and height.max() < 0.5 + 0.4  # a lift in [0, 0.5] Å, a 0.1 Å rattle
+        moved = np.linalg.norm(initial.positions[~fixed] - built.positions[~fixed], axis=1)
+        assert (moved > 0).all()
 
 
 def test_the_reference_method_itself_scores_as_a_perfect_model(frames):

@@ -174,9 +174,12 @@ def _evenly(frames: list[Atoms], k: int) -> list[Atoms]:
     return [frames[i] for i in np.linspace(0, len(frames) - 1, k).round().astype(int)]
 
 
-def _relax_start(slab_options, site, lift, rattle, rng) -> Atoms:
-    """The built structure with the adsorbate at ``site`` (None: the built one), lifted by a uniform draw
-    in [0, ``lift``] Å, and every free atom rattled by a Gaussian of ``rattle`` Å."""
+def relaxation_start(slab_options: dict, site: str | None, lift: float, rattle: float,
+                     rng: np.random.Generator) -> Atoms:
+    """:func:`build_slab` ``(**slab_options)`` with the adsorbate at ``site`` (None: the built one), lifted
+    by a uniform draw in [0, ``lift``] Å, and every free atom rattled by a Gaussian of ``rattle`` Å: the
+    start of a relaxation path (:func:`iter_oc20`) and of a reference relaxation
+    (:func:`mlff.data.generate.relaxations.iter_relaxations`)."""
     atoms, _ = build_slab(**{**slab_options, **({"site": site} if site else {})})
     # no draw without a lift, so that the rattle of a seeded path is what it was before lifts existed
     atoms.positions[atoms.get_tags() == 2, 2] += rng.uniform(0, lift) if lift else 0.0
@@ -191,7 +194,7 @@ def _relax_frames(slab_options, sites, lift, n_frames, n_paths, rattle, optimize
     while n_frames > 0:
         quota = math.ceil(n_frames / max(n_paths - path, 1))
         site = sites[path % len(sites)]
-        atoms = _relax_start(slab_options, site, lift, rattle, np.random.default_rng([seed, 1, path]))
+        atoms = relaxation_start(slab_options, site, lift, rattle, np.random.default_rng([seed, 1, path]))
         atoms.calc = EMT()
         meta = {**info, "source": "relax", "path": path, **({"site": site} if site else {})}
         kept = _evenly(relax_path(atoms, optimizer, fmax, max_steps, meta), quota)

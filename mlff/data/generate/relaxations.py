@@ -1,10 +1,11 @@
 """Reference relaxations for OC20's IS2RS/IS2RE tasks: adsorbates on fcc slabs, relaxed under EMT.
 
 Each relaxation starts from :func:`~mlff.data.generate.oc20.build_slab` with the adsorbate on a site
-drawn at random, lifted by up to ``lift`` Å, and every free atom rattled by ``rattle`` Å; it is
-relaxed with an ASE optimizer to ``fmax``. It gives two labelled frames with the same ``relax_id``:
-``stage: initial`` and ``stage: relaxed`` (with the ``optimizer``, its ``fmax``, ``steps`` and ``converged``), so one
-file holds the initial structures and their references. :func:`relaxation_pairs` reads them back.
+drawn at random (``site`` in the frames' info), lifted by up to ``lift`` Å, and every free atom rattled
+by ``rattle`` Å (:func:`~mlff.data.generate.oc20.relaxation_start`); it is relaxed with an ASE
+optimizer to ``fmax``. It gives two labelled frames with the same ``relax_id``: ``stage: initial`` and
+``stage: relaxed`` (with the ``optimizer``, its ``fmax``, ``steps`` and ``converged``), so one file
+holds the initial structures and their references. :func:`relaxation_pairs` reads them back.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ase import Atoms
 from ase.calculators.emt import EMT
 
 from mlff.data.generate.common import check_count, labelled_frame, lookup, with_progress
-from mlff.data.generate.oc20 import FACETS, METHOD, OPTIMIZERS, build_slab, facet_key
+from mlff.data.generate.oc20 import FACETS, METHOD, OPTIMIZERS, build_slab, facet_key, relaxation_start
 from mlff.errors import ConfigError, DataError
 
 
@@ -45,19 +46,19 @@ def iter_relaxations(
     optimizer = lookup("optimizer", optimizer, OPTIMIZERS)
     _, sites = FACETS[facet_key(facet)]
     systems = list(itertools.product(metals, adsorbates, range(per_system)))
-    for metal, adsorbate, _ in systems:  # every name checked before the first relaxation
-        build_slab(metal, facet, adsorbate, **slab_options)
+    # every name checked before the first relaxation
+    names = {(metal, adsorbate): build_slab(metal, facet, adsorbate, **slab_options)[1]
+             for metal, adsorbate, _ in systems}
 
     def relaxations():
-        for relax_id, (metal, adsorbate, k) in enumerate(systems):
+        for relax_id, (metal, adsorbate, _) in enumerate(systems):
             rng = np.random.default_rng([seed, relax_id])
-            atoms, name = build_slab(metal, facet, adsorbate, site=str(rng.choice(sites)), **slab_options)
-            adsorbate_atoms = atoms.get_tags() == 2
-            atoms.positions[adsorbate_atoms, 2] += rng.uniform(0, lift)
-            free = ~np.isin(np.arange(len(atoms)), atoms.constraints[0].get_indices())
-            atoms.positions[free] += rng.normal(0, rattle, (int(free.sum()), 3))
+            site = str(rng.choice(sites))
+            options = {**slab_options, "metal": metal, "facet": facet, "adsorbate": adsorbate}
+            atoms = relaxation_start(options, site, lift, rattle, rng)
             atoms.calc = EMT()
-            info = {"method": METHOD, "system": name, "relax_id": relax_id, "seed": seed}
+            info = {"method": METHOD, "system": names[metal, adsorbate], "site": site, "relax_id": relax_id,
+                    "seed": seed}
             yield labelled_frame(atoms, {**info, "stage": "initial"}, stress=False)
             opt = OPTIMIZERS[optimizer](atoms, logfile=None)
             converged = bool(opt.run(fmax=fmax, steps=max_steps))
