@@ -66,15 +66,11 @@ def check_with_method(initials: Sequence[Atoms], ends: Sequence[Atoms], energies
                       fmax: float, steps: int) -> dict[str, float]:
     """The module docstring's checks of a model's relaxations from ``initials`` to ``ends`` (its relaxed
     ``energies``) with the reference ``method``, which relaxes with ASE's FIRE to ``fmax`` in ``steps``."""
-    matched, matched_energies, matched_converged, matched_steps = [], [], [], []
+    matched = [initial.copy() for initial in initials]
+    runs = [_fire(atoms, reference_calculator(method), fmax, steps) for atoms in matched]
+    matched_energies, matched_converged, matched_steps = map(list, zip(*runs))
     at_end, end_fmax, gains = [], [], []
-    for initial, end in zip(initials, ends):
-        atoms = initial.copy()
-        energy, converged, count = _fire(atoms, reference_calculator(method), fmax, steps)
-        matched.append(atoms)
-        matched_energies.append(energy)
-        matched_converged.append(converged)
-        matched_steps.append(count)
+    for end in ends:
         atoms = end.copy()
         atoms.calc = reference_calculator(method)
         at_end.append(atoms.get_potential_energy())
