@@ -33,7 +33,7 @@ def checkpoint(tmp_path_factory):
 
 def co_on_cu():
     slab = fcc111("Cu", (2, 2, 3), vacuum=6.0, a=3.6)
-    add_adsorbate(slab, molecule("CO"), 1.9, "ontop")
+    add_adsorbate(slab, molecule("CO"), 1.9, "ontop", mol_index=1)
     slab.set_constraint(FixAtoms(indices=[a.index for a in slab if a.tag == 3]))
     return slab
 

@@ -24,7 +24,7 @@ def _systems():
     mol = molecule("CH3CH2OH")
     mol.rattle(0.05, seed=1)
     slab = fcc111("Cu", (2, 2, 3), vacuum=6.0, a=3.61)
-    add_adsorbate(slab, molecule("CO"), 1.9, "ontop")
+    add_adsorbate(slab, molecule("CO"), 1.9, "ontop", mol_index=1)
     return {"ethanol": mol, "Cu(111)+CO": slab}
 
 

@@ -17,7 +17,7 @@ def copper(atoms: int) -> Atoms:
 def copper_slab_with_co() -> Atoms:
     """Cu(111), 4x4x6, with CO on top: 98 atoms, periodic in x and y."""
     slab = fcc111("Cu", (4, 4, 6), vacuum=8.0, a=3.61)
-    add_adsorbate(slab, molecule("CO"), 1.9, "ontop")
+    add_adsorbate(slab, molecule("CO"), 1.9, "ontop", mol_index=1)
     return slab
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
 import numpy as np
 from ase import Atoms
-from ase.data import chemical_symbols
+from ase.data import chemical_symbols, covalent_radii
 
 from mlff.data.labels import get_labels
 from mlff.data.neighbors import neighbor_list
@@ -116,6 +116,17 @@ class DatasetStatistics:
     energy_per_atom_std: float | None  # population std of (E - sum E0) / N, eV
     raw_energy_per_atom_mean: float | None  # mean of E / N, eV
     force_rms: float | None  # sqrt(mean(F_ic**2)), eV/Å
+    # the closest distance of each element pair within the cutoff, Å, keyed "C-O" (lighter element first)
+    closest_pairs: dict[str, float] = field(default_factory=dict)
+
+    def closest_ratios(self) -> dict[str, float]:
+        """Each pair's closest distance over its covalent-radius sum (what ``repulsion`` is given in)."""
+        number = {symbol: z for z, symbol in enumerate(chemical_symbols)}
+        out = {}
+        for pair, distance in self.closest_pairs.items():
+            a, b = pair.split("-")
+            out[pair] = distance / (covalent_radii[number[a]] + covalent_radii[number[b]])
+        return out
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable dict (E0 keys become strings); :meth:`from_dict` inverts it."""
@@ -142,6 +153,9 @@ class DatasetStatistics:
             ("force RMS (eV/Å)", num(self.force_rms)),
         ]
         rows += [(f"E0 {chemical_symbols[z]} (eV)", num(e)) for z, e in sorted(self.e0.items())]
+        ratios = self.closest_ratios()
+        rows += [(f"closest {pair} (Å)", f"{d:.3f}  ({ratios[pair]:.3f} of the covalent radii)")
+                 for pair, d in self.closest_pairs.items()]
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
@@ -157,6 +171,7 @@ def compute_statistics(
     energies = EnergiesByComposition()
     present: set[int] = set()
     n_structures, n_atoms, force_sq, force_n, edges = 0, 0, 0.0, 0, 0
+    closest = np.full((len(chemical_symbols), len(chemical_symbols)), np.inf)
     for atoms in structures:
         found = get_labels(atoms)
         n_structures += 1
@@ -167,7 +182,12 @@ def compute_statistics(
         if "forces" in found:
             force_sq += float(np.sum(np.square(found["forces"])))
             force_n += found["forces"].size
-        edges += len(neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff).receivers)
+        pairs = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff)
+        edges += len(pairs.receivers)
+        i, j = pairs.receivers.numpy(), pairs.senders.numpy()
+        distances = np.linalg.norm(atoms.positions[j] - atoms.positions[i] + pairs.shifts.numpy() @ atoms.cell.array, axis=1)
+        zi, zj = atoms.numbers[i], atoms.numbers[j]
+        np.minimum.at(closest, (np.minimum(zi, zj), np.maximum(zi, zj)), distances)
     if not n_structures:
         raise DataError("cannot compute statistics of an empty dataset")
     with_energy = len(energies) > 0
@@ -185,6 +205,8 @@ def compute_statistics(
         energy_per_atom_std=std,
         raw_energy_per_atom_mean=raw,
         force_rms=float(np.sqrt(force_sq / force_n)) if force_n else None,
+        closest_pairs={f"{chemical_symbols[a]}-{chemical_symbols[b]}": float(closest[a, b])
+                       for a, b in zip(*np.nonzero(np.isfinite(closest)))},
     )
 
 

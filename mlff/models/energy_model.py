@@ -2,7 +2,9 @@
 
 ``E = sum_i (scale * (eps_i - eps_iso[Z_i]) + E0[Z_i])``, where ``eps_iso[Z]`` is the network's
 output for an isolated atom of species Z, so that an atom without neighbours contributes exactly
-its reference energy ``E0`` (and zero force). Forces are ``-dE/dr`` and stress is
+its reference energy ``E0`` (and zero force). A network with a pair repulsion (``repulsion`` in its
+config, :mod:`mlff.nn.repulsion`) adds half of each close pair's ZBL energy to each of its atoms, in eV,
+outside ``scale``. Forces are ``-dE/dr`` and stress is
 ``(1/V) dE/d(strain)`` for a symmetric strain applied to positions and cell, both by autograd; the
 graph is kept (``create_graph``) only when training needs second derivatives.
 
@@ -128,6 +130,16 @@ class EnergyModel(nn.Module):
         eps = eps - self.isolated_energies(eps.dtype, eps.device, differentiable=differentiable)[species]
         return self.scale.to(eps.dtype) * eps
 
+    def with_repulsion(self, atom_energy: torch.Tensor, species: torch.Tensor, vectors: torch.Tensor,
+                       edge_index: torch.Tensor) -> torch.Tensor:
+        """``atom_energy`` (of the first atoms) plus the network's pair repulsion, when it has one
+        (:mod:`mlff.nn.repulsion`; eV, not multiplied by ``scale``)."""
+        repulsion = getattr(self.network, "repulsion", None)
+        if repulsion is None:
+            return atom_energy
+        pairs = repulsion(species, torch.linalg.vector_norm(vectors, dim=1), edge_index)
+        return atom_energy + pairs[: atom_energy.shape[0]].to(atom_energy.dtype)
+
     def forward(
         self,
         graph: AtomicGraph,
@@ -160,6 +172,7 @@ class EnergyModel(nn.Module):
             network = self._compiled if self._compiled is not None and not create_graph else self.network
             eps = network(species, vectors, graph.edge_index)
             atom_energy = self.atom_energies(eps, species, differentiable=create_graph)
+            atom_energy = self.with_repulsion(atom_energy, species, vectors, graph.edge_index)
             energy = segment_sum(atom_energy, graph.batch, graph.num_graphs)
             out = {}
             if inputs:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Literal
 
 import torch
-from ase.data import chemical_symbols
+from ase.data import chemical_symbols, covalent_radii
 from torch import nn
 
 from mlff.errors import ConfigError
@@ -34,6 +34,7 @@ from mlff.nn.feed_forward import FeedForward
 from mlff.nn.heads import EnergyHead
 from mlff.nn.norm import equivariant_norm
 from mlff.nn.radial import PolynomialEnvelope, radial_basis
+from mlff.nn.repulsion import PairRepulsion
 from mlff.models.species import SpeciesIndex
 
 
@@ -75,6 +76,9 @@ class EquiformerV2Config:
     ffn_activation: FFNActivation = "grid_mlp"
     avg_degree: float = 10.0
     envelope_exponent: int = 5
+    # ZBL pair repulsion switched off at repulsion x (covalent-radius sum); 0: none (mlff.nn.repulsion).
+    # A wall where the data has no pairs: 0.6 lies below the closest pairs of the slab data (0.61)
+    repulsion: float = 0.0
 
     def __post_init__(self):
         bad = [z for z in self.species if not 1 <= int(z) < len(chemical_symbols)]
@@ -86,6 +90,12 @@ class EquiformerV2Config:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not self.repulsion >= 0:
+            raise ConfigError(f"repulsion must be >= 0 (0: no pair repulsion), got {self.repulsion!r}")
+        reach = 2 * self.repulsion * max(covalent_radii[int(z)] for z in self.species)
+        if reach >= self.cutoff:
+            raise ConfigError(f"repulsion={self.repulsion} reaches {reach:.2f} Å for these species, beyond the "
+                              f"cutoff of {self.cutoff} Å")
         if not 0 <= self.mmax <= self.lmax:
             raise ConfigError(f"mmax must be in 0..lmax={self.lmax}, got {self.mmax}")
         if self.uses_grid:
@@ -155,6 +165,8 @@ class EquiformerV2(nn.Module):
         )
         self.final_norm = equivariant_norm(cfg.norm, cfg.lmax, cfg.channels)
         self.head = EnergyHead(cfg.channels, cfg.ffn_hidden, cfg.lmax, cfg.ffn_activation, cfg.grid_resolution)
+        # added to the energies by EnergyModel, outside the network's learned scale
+        self.repulsion = PairRepulsion(cfg.species, cfg.repulsion) if cfg.repulsion > 0 else None
 
     def make_update(self, cfg) -> nn.Module | None:
         """The update module of each block (None: EquiformerV2's feed-forward network)."""

@@ -53,7 +53,7 @@ def local_forward(model: EnergyModel, numbers: torch.Tensor, vectors: torch.Tens
     # large graphs run in edge chunks, as in EnergyModel.forward (the backward recomputes them)
     with torch.enable_grad(), chunked(model.chunk_size(vectors.device)):
         eps = network(species, vectors, edge_index, exchange=exchange, n_owned=n_owned)[:n_owned]
-        atom_energy = model.atom_energies(eps, species[:n_owned])
+        atom_energy = model.with_repulsion(model.atom_energies(eps, species[:n_owned]), species, vectors, edge_index)
         (grad,) = torch.autograd.grad(atom_energy.sum(), vectors, allow_unused=True)
     if grad is None:  # no edges
         grad = torch.zeros_like(vectors)

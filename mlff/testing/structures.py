@@ -22,7 +22,7 @@ def ethanol(seed: int = 0) -> Atoms:
 def slab_with_co(seed: int = 0) -> Atoms:
     """A 2x2x3 Cu(111) slab with CO on top, periodic in x and y (12 + 2 atoms)."""
     slab = fcc111("Cu", (2, 2, 3), vacuum=5.0, a=3.6)
-    add_adsorbate(slab, molecule("CO"), 1.9, "ontop")
+    add_adsorbate(slab, molecule("CO"), 1.9, "ontop", mol_index=1)
     slab.center(vacuum=5.0, axis=2)
     slab.rattle(0.05, seed=seed)
     return slab

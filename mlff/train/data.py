@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +21,8 @@ from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import build_network
 from mlff.train.config import TrainConfig
 from mlff.train.distributed import computed_once
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -87,9 +90,20 @@ def build_model(cfg: TrainConfig, data: TrainingData, species: list[int] | None 
     if cfg.init_from:
         network = pretrained_network(cfg.init_from, species)
         data.metadata["init_from"] = str(cfg.init_from)
+    warn_if_repulsion_reaches_data(network, stats)
     scale = stats.force_rms or stats.energy_per_atom_std or 1.0
     data.metadata["statistics"] = stats.to_dict()
     return EnergyModel(network, e0=e0, scale=scale)
+
+
+def warn_if_repulsion_reaches_data(network, stats) -> None:
+    """The pair repulsion is meant to act where the data has no pairs; say so when it reaches some."""
+    factor = getattr(getattr(network, "config", None), "repulsion", 0.0)
+    reached = {pair: ratio for pair, ratio in stats.closest_ratios().items() if ratio < factor}
+    if reached:
+        listed = ", ".join(f"{pair} at {stats.closest_pairs[pair]:.3f} Å ({ratio:.3f})" for pair, ratio in reached.items())
+        logger.warning("the pair repulsion (repulsion: %g of the covalent-radius sum) acts on training pairs: %s; "
+                       "the network has to learn to cancel it there", factor, listed)
 
 
 def pretrained_network(path, species: list[int]):

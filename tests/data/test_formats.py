@@ -46,7 +46,7 @@ def cu_al_bulk() -> Atoms:
 
 def cu_slab_co() -> Atoms:
     atoms = fcc111("Cu", (2, 2, 2), vacuum=5.0)
-    add_adsorbate(atoms, molecule("CO"), 1.9, "ontop")
+    add_adsorbate(atoms, molecule("CO"), 1.9, "ontop", mol_index=1)
     del atoms.info["adsorbate_info"]  # holds numpy arrays in a dict, which extxyz cannot store
     atoms.set_constraint(FixAtoms(indices=[0, 1, 2, 3]))
     atoms.rattle(0.02, seed=3)

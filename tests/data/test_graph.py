@@ -15,7 +15,7 @@ from mlff.errors import StructureError
 
 def labelled_slab():
     slab = fcc111("Cu", (2, 2, 3), vacuum=6.0)
-    add_adsorbate(slab, molecule("CO"), 1.8, "ontop")
+    add_adsorbate(slab, molecule("CO"), 1.8, "ontop", mol_index=1)
     slab.set_constraint(FixAtoms(indices=[a.index for a in slab if a.tag == 3]))
     slab.calc = EMT()
     set_labels(slab, slab.get_potential_energy(), slab.get_forces(), slab.get_stress())

@@ -8,6 +8,7 @@ import pytest
 from ase import Atoms
 from ase.build import add_adsorbate, bulk, fcc111, molecule
 from ase.calculators.emt import EMT
+from ase.data import chemical_symbols
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
@@ -133,7 +134,7 @@ def dataset():
     alloy.rattle(0.05, seed=5)
     structures.append(emt(alloy))
     slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
-    add_adsorbate(slab, molecule("CO"), 1.9, "ontop")
+    add_adsorbate(slab, molecule("CO"), 1.9, "ontop", mol_index=1)
     structures.append(emt(slab))
     structures.append(emt(molecule("CO2"), forces=False))  # C:O differs from the slab's CO
     return structures
@@ -157,6 +158,17 @@ def test_statistics_match_hand_computed_values(dataset):
     assert stats.raw_energy_per_atom_mean == pytest.approx(np.mean(energies / sizes), abs=1e-12)
     assert stats.force_rms == pytest.approx(np.sqrt(np.mean(forces**2)), abs=1e-12)
     assert stats.avg_num_neighbors == pytest.approx(neighbours / sizes.sum(), abs=1e-12)
+    closest = {}  # by ASE's neighbour list, periodic images included
+    for atoms in dataset:
+        i, j, d = ase_neighbor_list("ijd", atoms, cutoff)
+        for a, b, distance in zip(atoms.numbers[i], atoms.numbers[j], d):
+            key = "-".join(chemical_symbols[z] for z in sorted((a, b)))
+            closest[key] = min(closest.get(key, np.inf), distance)
+    assert stats.closest_pairs.keys() == closest.keys()
+    for pair, distance in closest.items():
+        assert stats.closest_pairs[pair] == pytest.approx(distance, abs=1e-12)
+    assert stats.closest_ratios()["C-O"] == pytest.approx(closest["C-O"] / (0.76 + 0.66), abs=1e-12)
+    assert "closest C-O (Å)" in str(stats)
 
 
 def test_statistics_fit_e0_when_not_given(dataset):
@@ -198,7 +210,7 @@ def test_format_is_a_readable_table(dataset):
     assert "C (6), O (8), Al (13), Cu (29)" in table
     assert f"{stats.force_rms:.6f}" in table and f"{stats.e0[29]:.6f}" in table
     lines = table.splitlines()
-    assert lines[0].split() == ["structures", "6"] and len(lines) == 8 + 4
+    assert lines[0].split() == ["structures", "6"] and len(lines) == 8 + 4 + len(stats.closest_pairs)
 
 
 def test_float32_energies_are_averaged_in_float64():

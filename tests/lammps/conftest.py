@@ -1,4 +1,7 @@
-"""A small two-block model (float64) and the periodic structures the LAMMPS bridges are checked on."""
+"""A small two-block model (float64) and the periodic structures the LAMMPS bridges are checked on.
+
+The model has the ZBL pair repulsion up to the covalent-radius sum, which reaches the structures' C-O
+and Cu-Cu neighbours, so that its split over owned and ghost atoms is checked too."""
 
 from __future__ import annotations
 
@@ -18,14 +21,14 @@ def model():
     torch.manual_seed(0)
     network = build_network(preset="small", species=[6, 8, 29], cutoff=4.0, num_layers=2, channels=8, lmax=2,
                             mmax=1, heads=2, attn_hidden=8, alpha_channels=4, value_channels=4, ffn_hidden=8,
-                            edge_channels=8, num_basis=8)
+                            edge_channels=8, num_basis=8, repulsion=1.0)
     return EnergyModel(network, e0={6: -1.5, 8: -2.0, 29: -0.5}, scale=2.0).double().eval()
 
 
 def slab():
     """CO on a periodic Cu(111) slab (periodic in x and y only)."""
     atoms = fcc111("Cu", (2, 2, 3), vacuum=6.0, a=3.6)
-    add_adsorbate(atoms, molecule("CO"), 1.9, "ontop")
+    add_adsorbate(atoms, molecule("CO"), 1.9, "ontop", mol_index=1)
     atoms.rattle(0.05, seed=1)
     return atoms
 

@@ -95,6 +95,7 @@ def test_version_1_checkpoints_load_with_identical_numbers():
         assert torch.load(path, weights_only=True)["format_version"] == 1
         model = load_checkpoint(path, dtype=torch.float64)
         assert (model.network.config.norm, model.network.config.attn_alpha_norm) == ("layer_norm_sh", "layer_norm")
+        assert model.network.repulsion is None  # files without the key had none
         atoms = Atoms(ref[f"{key}_numbers"], ref[f"{key}_positions"], cell=ref[f"{key}_cell"], pbc=ref[f"{key}_pbc"])
         out = model(AtomicGraph.from_atoms(atoms, model.cutoff, dtype=torch.float64))
         assert abs(float(out["energy"][0]) - float(ref[f"{key}_energy"][0])) < 1e-11
@@ -120,3 +121,52 @@ def test_version_2_checkpoints_keep_the_attention_layer_norm(tmp_path):
     loaded = load_checkpoint(tmp_path / "v2.pt", dtype=torch.float64)
     graph = AtomicGraph.from_atoms(molecule("CH3CH2OH"), model.cutoff, dtype=torch.float64)
     torch.testing.assert_close(loaded(graph)["forces"], model(graph)["forces"], rtol=0, atol=1e-14)
+
+
+def test_the_pair_repulsion_adds_zbl_to_the_energy_outside_the_scale(tmp_path):
+    """Same weights with and without the repulsion: the energy differs by the switched ZBL sum over pairs
+    (from ASE's neighbour list), per atom half each, not multiplied by the model's scale; the forces by its
+    gradient (central differences); a checkpoint keeps it."""
+    from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
+
+    from mlff.models.checkpoint import save_checkpoint
+    from mlff.nn.radial import PolynomialEnvelope
+    from mlff.nn.repulsion import zbl_energy
+
+    plain = small_model().double().eval()
+    torch.manual_seed(0)
+    network = build_network(species=[1, 6, 8], cutoff=4.0, num_layers=1, channels=8, lmax=2, mmax=1, heads=2,
+                            attn_hidden=8, alpha_channels=4, value_channels=4, ffn_hidden=8, edge_channels=8,
+                            num_basis=8, ffn_activation="gate", repulsion=0.6)
+    walled = EnergyModel(network, e0=E0, scale=1.7).double().eval()
+    atoms = Atoms("COH", [[0, 0, 0], [0.55, 0.1, 0], [-0.5, 0.3, 0.1]])  # C-O and C-H inside 0.6 x radii
+
+    def pair_energy(atoms):
+        i, j, d = neighbor_list("ijd", atoms, 2.0)
+        z = atoms.numbers
+        inner = 0.6 * (covalent_radii[z[i]] + covalent_radii[z[j]])
+        v = zbl_energy(torch.tensor(z[i]), torch.tensor(z[j]), torch.tensor(d)) * PolynomialEnvelope(1.0)(
+            torch.tensor(d / inner))
+        return 0.5 * float(v.sum()), i
+
+    def evaluate(model, atoms):
+        return model(AtomicGraph.from_atoms(atoms, model.cutoff, dtype=torch.float64))
+
+    expected, i = pair_energy(atoms)
+    assert len(set(i.tolist())) == 3 and expected > 50  # every atom has a pair inside, and it repels hard
+    difference = float(evaluate(walled, atoms)["energy"][0] - evaluate(plain, atoms)["energy"][0])
+    assert difference == pytest.approx(expected, rel=1e-12)
+    forces = (evaluate(walled, atoms)["forces"] - evaluate(plain, atoms)["forces"]).numpy()
+    h = 1e-5
+    for atom in range(3):
+        for axis in range(3):
+            moved = [atoms.copy(), atoms.copy()]
+            moved[0].positions[atom, axis] += h
+            moved[1].positions[atom, axis] -= h
+            slope = (pair_energy(moved[0])[0] - pair_energy(moved[1])[0]) / (2 * h)
+            assert forces[atom, axis] == pytest.approx(-slope, rel=1e-6, abs=1e-6)
+    loaded = load_checkpoint(save_checkpoint(walled, tmp_path / "walled.pt"), dtype=torch.float64)
+    assert loaded.network.config.repulsion == 0.6
+    assert float(evaluate(loaded, atoms)["energy"][0]) == float(evaluate(walled, atoms)["energy"][0])
+    assert plain.network.repulsion is None

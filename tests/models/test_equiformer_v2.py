@@ -37,6 +37,14 @@ class TestEquiformerV2Gate(ModelSuite):
         return small(species, cutoff, ffn_activation="gate")
 
 
+class TestEquiformerV2Repulsion(ModelSuite):
+    """With the ZBL pair repulsion reaching the covalent-radius sum, so that it acts on ethanol's C-H bonds
+    (0.88-0.96 of it) and on the slab's C-O and closest Cu-Cu pairs, and every check covers it."""
+
+    def make_network(self, species, cutoff):
+        return small(species, cutoff, ffn_activation="gate", repulsion=1.0)
+
+
 @pytest.mark.parametrize("norm", ["layer_norm_sh", "rms_norm_sh"])
 def test_only_the_separable_layer_norm_bends_near_a_symmetric_point(norm):
     """Why rms_norm_sh is the default: with EquiformerV2's separable layer norm, the force constant of

@@ -31,6 +31,10 @@ def test_bad_names_and_options_are_named():
         build_network(norm="layer_nrom")
     with pytest.raises(ConfigError, match="equiformer_v2.lmax: expected int, got '3'"):
         build_network(lmax="3")
+    with pytest.raises(ConfigError, match="repulsion must be >= 0"):
+        build_network(repulsion=-0.1)
+    with pytest.raises(ConfigError, match=r"repulsion=2.0 reaches 5.28 Å for these species, beyond the cutoff of 5.0"):
+        build_network(species=[8, 29], repulsion=2.0)
     with pytest.raises(ConfigError, match="mmax must be in 0..lmax=3, got 4"):
         build_network(lmax=3, mmax=4)
     with pytest.raises(ConfigError, match="channels .32. must be divisible by est_heads .5."):

@@ -12,6 +12,7 @@ import yaml
 from mlff.errors import ConfigError, StructureError
 from mlff.models.checkpoint import load_checkpoint
 from mlff.train.config import LossConfig, load_config
+from mlff.data.statistics import compute_statistics
 from mlff.train.data import build_model, load_training_data
 from mlff.train.loss import loss_terms, weights_at
 from mlff.train.run import train
@@ -317,3 +318,26 @@ def test_two_process_gloo_ddp_matches_one_process(tmp_path, xtb_data):
     assert a["step"] == b["step"] == 5
     for key in a["model"]:
         torch.testing.assert_close(b["model"][key], a["model"][key], rtol=1e-9, atol=1e-10)
+
+
+def test_a_repulsion_that_reaches_training_pairs_is_named(tmp_path, xtb_data, caplog):
+    """The pair repulsion is meant for distances the data never visits; where it reaches training pairs
+    the warning names each pair, its closest distance and its ratio to the covalent-radius sum."""
+    caplog.set_level(logging.WARNING, logger="mlff.train")
+    options = {"num_layers": 1, "channels": 16, "attn_hidden": 16, "ffn_hidden": 16, "edge_channels": 16,
+               "num_basis": 16}
+    messages = {}
+    for factor in (0.6, 0.95):
+        caplog.clear()
+        cfg = config(tmp_path / str(factor), xtb_data, model={"options": {**options, "repulsion": factor}})
+        data = load_training_data(cfg)
+        ratios = compute_statistics(data.train, cutoff=5.0).closest_ratios()
+        model = build_model(cfg, data)
+        assert model.network.config.repulsion == factor
+        messages[factor] = [r.getMessage() for r in caplog.records if "pair repulsion" in r.getMessage()]
+        reached = [pair for pair, ratio in ratios.items() if ratio < factor]
+        if reached:
+            assert len(messages[factor]) == 1 and all(f"{pair} at " in messages[factor][0] for pair in reached)
+        else:
+            assert messages[factor] == []
+    assert messages[0.6] == [] and messages[0.95]  # ethanol's O-H and C-H bonds sit near the radii sum
