@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import torch
 from ase.data import covalent_radii
+from ase.units import Bohr, Hartree
 from torch import nn
 
 from mlff.nn.radial import PolynomialEnvelope
 
 #: e^2 / (4 pi eps0) in eV Å
-COULOMB = 14.399645478425668
+COULOMB = Hartree * Bohr
 #: the ZBL universal screening function: sum of c exp(-d x)
 ZBL_C = (0.18175, 0.50986, 0.28022, 0.02817)
 ZBL_D = (3.19980, 0.94229, 0.40290, 0.20162)
