@@ -8,7 +8,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from ase import Atoms
-from ase.data import chemical_symbols, covalent_radii
+from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 
 from mlff.data.labels import get_labels
 from mlff.data.neighbors import neighbor_list
@@ -121,11 +121,10 @@ class DatasetStatistics:
 
     def closest_ratios(self) -> dict[str, float]:
         """Each pair's closest distance over its covalent-radius sum (what ``repulsion`` is given in)."""
-        number = {symbol: z for z, symbol in enumerate(chemical_symbols)}
         out = {}
         for pair, distance in self.closest_pairs.items():
             a, b = pair.split("-")
-            out[pair] = distance / (covalent_radii[number[a]] + covalent_radii[number[b]])
+            out[pair] = distance / (covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]])
         return out
 
     def to_dict(self) -> dict:

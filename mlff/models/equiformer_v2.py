@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Literal
 
 import torch
-from ase.data import chemical_symbols, covalent_radii
+from ase.data import chemical_symbols
 from torch import nn
 
 from mlff.errors import ConfigError
@@ -34,7 +34,7 @@ from mlff.nn.feed_forward import FeedForward
 from mlff.nn.heads import EnergyHead
 from mlff.nn.norm import equivariant_norm
 from mlff.nn.radial import PolynomialEnvelope, radial_basis
-from mlff.nn.repulsion import PairRepulsion
+from mlff.nn.repulsion import PairRepulsion, repulsion_reach
 from mlff.models.species import SpeciesIndex
 
 
@@ -92,7 +92,7 @@ class EquiformerV2Config:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         if not self.repulsion >= 0:
             raise ConfigError(f"repulsion must be >= 0 (0: no pair repulsion), got {self.repulsion!r}")
-        reach = 2 * self.repulsion * max(covalent_radii[int(z)] for z in self.species)
+        reach = repulsion_reach(self.species, self.repulsion)
         if reach >= self.cutoff:
             raise ConfigError(f"repulsion={self.repulsion} reaches {reach:.2f} Å for these species, beyond the "
                               f"cutoff of {self.cutoff} Å")

@@ -39,6 +39,11 @@ def zbl_energy(zi: torch.Tensor, zj: torch.Tensor, r: torch.Tensor) -> torch.Ten
     return COULOMB * zi * zj / r * phi
 
 
+def repulsion_reach(species: list[int], factor: float) -> float:
+    """The largest distance (Å) at which any pair of ``species`` feels the term with this ``factor``."""
+    return 2 * float(factor) * max(float(covalent_radii[int(z)]) for z in species)
+
+
 class PairRepulsion(nn.Module):
     """ZBL times a smooth switch that ends at ``factor`` times the covalent-radius sum (see the module
     docstring). ``forward`` gives per-atom energies from the edges into each atom."""
@@ -46,16 +51,12 @@ class PairRepulsion(nn.Module):
     def __init__(self, species: list[int], factor: float, exponent: int = 5):
         super().__init__()
         self.factor = float(factor)
+        self.reach = repulsion_reach(species, factor)  # Å: the largest distance any pair feels it
         z = torch.tensor(sorted(species), dtype=torch.long)
         self.register_buffer("numbers", z, persistent=False)
         self.register_buffer("radii", torch.as_tensor(covalent_radii[z.numpy()], dtype=torch.float64),
                              persistent=False)
         self.switch = PolynomialEnvelope(1.0, exponent)
-
-    @property
-    def reach(self) -> float:
-        """The largest distance at which any pair of the species feels the term (Å)."""
-        return 2 * self.factor * float(self.radii.max())
 
     def forward(self, species: torch.Tensor, lengths: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """Per-atom energies ``[N]`` (eV) for species indices ``[N]``: half of ``V`` over the edges into
