@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms, units
-from ase.build import add_adsorbate, bulk, fcc111, molecule
+from ase.build import bulk, molecule
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.constraints import FixAtoms
@@ -17,6 +17,7 @@ from mlff.errors import MLFFError, StructureError
 from mlff.models.checkpoint import CheckpointError, FORMAT_VERSION, save_checkpoint
 from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import build_network
+from mlff.testing.structures import co_on_cu111
 
 E0 = {1: -13.6, 6: -1029.5, 8: -2041.3, 29: -1.7}
 
@@ -32,8 +33,7 @@ def checkpoint(tmp_path_factory):
 
 
 def co_on_cu():
-    slab = fcc111("Cu", (2, 2, 3), vacuum=6.0, a=3.6)
-    add_adsorbate(slab, molecule("CO"), 1.9, "ontop", mol_index=1)
+    slab = co_on_cu111()
     slab.set_constraint(FixAtoms(indices=[a.index for a in slab if a.tag == 3]))
     return slab
 

@@ -12,19 +12,19 @@ import argparse
 
 import numpy as np
 import torch
-from ase.build import add_adsorbate, fcc111, molecule
+from ase.build import molecule
 
 from mlff.data import AtomicGraph
 from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import build_network
 from mlff.so3.rotation import random_rotation
+from mlff.testing.structures import co_on_cu111
 
 
 def _systems():
     mol = molecule("CH3CH2OH")
     mol.rattle(0.05, seed=1)
-    slab = fcc111("Cu", (2, 2, 3), vacuum=6.0, a=3.61)
-    add_adsorbate(slab, molecule("CO"), 1.9, "ontop", mol_index=1)
+    slab = co_on_cu111(a=3.61)
     return {"ethanol": mol, "Cu(111)+CO": slab}
 
 

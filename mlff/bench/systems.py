@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ase import Atoms
-from ase.build import add_adsorbate, bulk, fcc111, molecule
+from ase.build import bulk
 
 from mlff.data.generate.molecules import load_molecule
+from mlff.testing.structures import co_on_cu111
 
 
 def copper(atoms: int) -> Atoms:
@@ -16,9 +17,7 @@ def copper(atoms: int) -> Atoms:
 
 def copper_slab_with_co() -> Atoms:
     """Cu(111), 4x4x6, with CO on top: 98 atoms, periodic in x and y."""
-    slab = fcc111("Cu", (4, 4, 6), vacuum=8.0, a=3.61)
-    add_adsorbate(slab, molecule("CO"), 1.9, "ontop", mol_index=1)
-    return slab
+    return co_on_cu111((4, 4, 6), a=3.61, vacuum=8.0)
 
 
 #: named systems and the preset each is timed with

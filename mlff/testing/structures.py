@@ -19,10 +19,21 @@ def ethanol(seed: int = 0) -> Atoms:
     return atoms
 
 
+def co_on_cu111(size: tuple[int, int, int] = (2, 2, 3), a: float | None = 3.6, vacuum: float = 6.0,
+                height: float = 1.9) -> Atoms:
+    """CO upright on top of a surface atom of a Cu(111) slab (ASE's ``fcc111``, lattice constant ``a``;
+    None: ASE's), C down, ``height`` Å above the surface, O 1.15 Å above C; periodic in x and y.
+
+    ASE's ``molecule("CO")`` lists O first, so ``add_adsorbate`` without ``mol_index=1`` puts O at the
+    site and buries C 0.7 Å above the Cu atom: the one place this is written down."""
+    slab = fcc111("Cu", size, vacuum=vacuum, a=a)
+    add_adsorbate(slab, molecule("CO"), height, "ontop", mol_index=1)
+    return slab
+
+
 def slab_with_co(seed: int = 0) -> Atoms:
     """A 2x2x3 Cu(111) slab with CO on top, periodic in x and y (12 + 2 atoms)."""
-    slab = fcc111("Cu", (2, 2, 3), vacuum=5.0, a=3.6)
-    add_adsorbate(slab, molecule("CO"), 1.9, "ontop", mol_index=1)
+    slab = co_on_cu111(vacuum=5.0)
     slab.center(vacuum=5.0, axis=2)
     slab.rattle(0.05, seed=seed)
     return slab

@@ -7,7 +7,7 @@ import ase.io
 import numpy as np
 import pytest
 from ase import Atoms
-from ase.build import add_adsorbate, bulk, fcc111, molecule
+from ase.build import bulk, molecule
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms
@@ -15,6 +15,7 @@ from ase.constraints import FixAtoms
 from mlff.data.formats import read_structures, write_structures
 from mlff.data.labels import LabelKeys, get_labels
 from mlff.errors import ConfigError, DataError, StructureError
+from mlff.testing.structures import co_on_cu111
 
 REF_KEYS = LabelKeys(energy="REF_energy", forces="REF_forces", stress="REF_stress")
 
@@ -45,8 +46,7 @@ def cu_al_bulk() -> Atoms:
 
 
 def cu_slab_co() -> Atoms:
-    atoms = fcc111("Cu", (2, 2, 2), vacuum=5.0)
-    add_adsorbate(atoms, molecule("CO"), 1.9, "ontop", mol_index=1)
+    atoms = co_on_cu111((2, 2, 2), a=None, vacuum=5.0)
     del atoms.info["adsorbate_info"]  # holds numpy arrays in a dict, which extxyz cannot store
     atoms.set_constraint(FixAtoms(indices=[0, 1, 2, 3]))
     atoms.rattle(0.02, seed=3)

@@ -4,18 +4,18 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from ase.build import add_adsorbate, bulk, fcc111, molecule
+from ase.build import bulk, molecule
 from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 from mlff.data import AtomicGraph, collate, set_labels
 from mlff.errors import StructureError
+from mlff.testing.structures import co_on_cu111
 
 
 def labelled_slab():
-    slab = fcc111("Cu", (2, 2, 3), vacuum=6.0)
-    add_adsorbate(slab, molecule("CO"), 1.8, "ontop", mol_index=1)
+    slab = co_on_cu111(a=None, height=1.8)
     slab.set_constraint(FixAtoms(indices=[a.index for a in slab if a.tag == 3]))
     slab.calc = EMT()
     set_labels(slab, slab.get_potential_energy(), slab.get_forces(), slab.get_stress())

@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 from ase import Atoms
-from ase.build import add_adsorbate, bulk, fcc111, molecule
+from ase.build import bulk, molecule
 from ase.calculators.emt import EMT
 from ase.data import chemical_symbols
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -15,6 +15,7 @@ from ase.neighborlist import neighbor_list as ase_neighbor_list
 from mlff.data.labels import get_labels, set_labels
 from mlff.data.statistics import DatasetStatistics, EnergiesByComposition, compute_statistics, fit_e0
 from mlff.errors import DataError
+from mlff.testing.structures import co_on_cu111
 
 TRUE_E0 = {13: -2.25, 28: -5.5, 29: -3.75}  # Al, Ni, Cu
 
@@ -133,9 +134,7 @@ def dataset():
     alloy.numbers[[1, 4]] = 13
     alloy.rattle(0.05, seed=5)
     structures.append(emt(alloy))
-    slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
-    add_adsorbate(slab, molecule("CO"), 1.9, "ontop", mol_index=1)
-    structures.append(emt(slab))
+    structures.append(emt(co_on_cu111((2, 2, 2), a=None, vacuum=5.0)))
     structures.append(emt(molecule("CO2"), forces=False))  # C:O differs from the slab's CO
     return structures
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ase.build import add_adsorbate, bulk, fcc111, molecule
+from ase.build import bulk
 
 from mlff.models.energy_model import EnergyModel
 from mlff.models.registry import build_network
+from mlff.testing.structures import co_on_cu111
 
 ELEMENTS = ["Cu", "C", "O"]
 
@@ -27,8 +28,7 @@ def model():
 
 def slab():
     """CO on a periodic Cu(111) slab (periodic in x and y only)."""
-    atoms = fcc111("Cu", (2, 2, 3), vacuum=6.0, a=3.6)
-    add_adsorbate(atoms, molecule("CO"), 1.9, "ontop", mol_index=1)
+    atoms = co_on_cu111()
     atoms.rattle(0.05, seed=1)
     return atoms
 
