@@ -25,7 +25,7 @@ def co_on_cu111(size: tuple[int, int, int] = (2, 2, 3), a: float | None = 3.6, v
     None: ASE's), C down, ``height`` Å above the surface, O 1.15 Å above C; periodic in x and y.
 
     ASE's ``molecule("CO")`` lists O first, so ``add_adsorbate`` without ``mol_index=1`` puts O at the
-    site and buries C 0.7 Å above the Cu atom: the one place this is written down."""
+    site and buries C 0.75 Å above the Cu atom: the one place this is written down."""
     slab = fcc111("Cu", size, vacuum=vacuum, a=a)
     add_adsorbate(slab, molecule("CO"), height, "ontop", mol_index=1)
     return slab

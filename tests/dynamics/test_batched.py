@@ -41,7 +41,7 @@ def calculator(model):
 def structures():
     """A molecule, a slab with fixed atoms (constraints) and a periodic cell, each moving."""
     slab = fcc111("Cu", (2, 2, 3), vacuum=6.0, a=3.6)
-    # O down at the site, C 0.7 Å above the Cu atom (not mlff.testing.structures.co_on_cu111): this random
+    # O down at the site, C 0.75 Å above the Cu atom (not mlff.testing.structures.co_on_cu111): this random
     # surface relaxes the upright CO into a collapse, and the FIRE paths of an upright CO with the pair
     # repulsion run long enough for batch and alone to part by 2.6e-7 Å of rounding. A driver test input.
     add_adsorbate(slab, molecule("CO"), 1.9, "ontop", mol_index=0)
