@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -74,14 +75,27 @@ def in_processes(calls: list[tuple], jobs: int) -> list:
     """``fn(*args, **kwargs)`` for each ``(fn, args, kwargs)`` of ``calls``, in order: inline when ``jobs``
     is 1, else ``jobs`` at a time in separate (spawned) processes.
 
-    Stopping this process (SIGTERM, Ctrl-C) stops the workers too, and they stop what they started
+    A worker that dies (killed, out of memory, or unable to start) raises ``BrokenProcessPool`` here; a
+    ``multiprocessing.Pool`` would start a new worker and wait for the lost task forever. Stopping this
+    process (SIGTERM, Ctrl-C), or any error, stops the workers too, and they stop what they started
     (:func:`mlff.bench.peers.run_script` takes its peer's process group along): a run left behind would
     otherwise go on for hours and store its result where a restarted benchmark reuses it."""
     if jobs <= 1:
         return [fn(*args, **kwargs) for fn, args, kwargs in calls]
-    with exit_on_sigterm(), multiprocessing.get_context("spawn").Pool(jobs, initializer=exit_on_sigterm_always) as pool:
-        pending = [pool.apply_async(fn, args, kwargs) for fn, args, kwargs in calls]
-        return [result.get() for result in pending]  # leaving the block terminates the workers
+    others = set(multiprocessing.active_children())
+    with exit_on_sigterm():
+        executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=exit_on_sigterm_always)
+        try:
+            futures = [executor.submit(fn, *args, **kwargs) for fn, args, kwargs in calls]
+            results = [future.result() for future in futures]
+        except BaseException:
+            for worker in set(multiprocessing.active_children()) - others:
+                worker.terminate()
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise
+        executor.shutdown()  # idle workers leave on their own
+        return results
 
 
 def _exit(signum, frame):

@@ -1,16 +1,19 @@
 """Stopping a benchmark stops everything it started: its worker processes and the peers' runners with
 their own children (a run left behind would finish later and store a result a restart reuses)."""
 
+import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
 
 from mlff.bench.peers import run_script
+from mlff.bench.studies import in_processes
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc (Linux)")
 
@@ -84,3 +87,13 @@ def test_a_peer_runner_that_times_out_is_killed_with_what_it_started(tmp_path):
         run_script(sys.executable, str(runner), [], threads=1, timeout=3)  # an absolute path stays as it is
     grandchild = int(pid_file.read_text())
     wait_for(lambda: not alive(grandchild), 30)
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang():
+    """A worker killed mid-task (here it exits at once; out of memory or unable to start is the same) raises
+    BrokenProcessPool; ``multiprocessing.Pool`` started a new worker and waited for the lost task forever.
+    The other worker's 120 s task is not waited for."""
+    start = time.monotonic()
+    with pytest.raises(BrokenProcessPool):
+        in_processes([(os._exit, (3,), {}), (time.sleep, (120,), {})], jobs=2)
+    assert time.monotonic() - start < 90
